@@ -1,0 +1,18 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exatrkx.data import hnl_events_dir
+
+
+@pytest.fixture(scope="session")
+def shared_hnl_dir() -> Path:
+    """The shared real HNL events; tests using it skip when the folder is absent."""
+    path = hnl_events_dir()
+    if path is None:
+        pytest.skip("../shared/data/hnl-lrt-100 is absent")
+    return path
