@@ -1,0 +1,1 @@
+"""Building blocks of the fast simulation: particles, Pythia sources, helix propagation."""
