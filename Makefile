@@ -3,16 +3,22 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+PERF_STAMP := $(VENV)/.perf_analyzer
 
 .PHONY: install run test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(PERF_STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
+
+# Triton's perf_analyzer in $(VENV)/perf_analyzer (never fails: see the script)
+$(PERF_STAMP): $(STAMP) scripts/install_perf_analyzer.sh
+	@bash scripts/install_perf_analyzer.sh $(VENV)/perf_analyzer $(PY)
+	@touch $(PERF_STAMP)
 
 run: install
 	$(VENV)/bin/exatrkx study --out study-out

@@ -7,7 +7,6 @@ code 2, never a traceback. Heavy imports happen inside the commands so that ``--
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -83,6 +82,124 @@ def show(
     ev = read_event(event_sources(event)[0])
     plot_event(ev, out)
     typer.echo(f"wrote {out} ({ev.num_hits} hits)")
+
+
+# ---------------------------------------------------------------------------- train
+
+@app.command()
+@user_errors
+def train(
+    out: Annotated[Path, typer.Option(help="Output weights folder.")] = Path("weights"),
+    data: Annotated[Path | None, typer.Option(help="TrackML events with truth to train on "
+                                                    "(default: simulate HNL events).")] = None,
+    quick: Annotated[bool, typer.Option(help="A smoke model in about a minute.")] = False,
+    events: Annotated[int | None, typer.Option(help="Training events to simulate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Simulation seed of the training events.")]
+    = None,
+    pileup: Annotated[float | None, typer.Option(help="Mean pileup of training events.")]
+    = None,
+    progress: Annotated[bool, typer.Option(help="Show progress.")] = True,
+) -> None:
+    """Train the embedding, filter and GNN nets and choose radius and cuts."""
+    from exatrkx.train import run_train
+
+    if events is not None and events < 1:
+        raise InputError(f"--events must be positive, got {events}")
+    run_train(out, data=data, quick=quick, progress=progress,
+              overrides={"train_events": events, "seed": seed, "pileup": pileup})
+
+
+# ---------------------------------------------------------------------------- serve
+
+@app.command()
+@user_errors
+def serve(
+    repository: Annotated[Path | None, typer.Option(
+        help="Model repository: served as is if it holds models, else written there "
+             "(default: a temporary one).")] = None,
+    weights: Annotated[Path | None, typer.Option(
+        help="Weights folder (default: the shipped weights).")] = None,
+    grpc_port: Annotated[int, typer.Option(help="gRPC port.")] = 8001,
+    http_port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 8002,
+    instances: Annotated[int, typer.Option(help="Instances of every model.")] = 1,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    max_hits: Annotated[int, typer.Option(help="Refuse events with more hits.")] = 100_000,
+    log_verbose: Annotated[int, typer.Option(help="Triton log verbosity.")] = 0,
+) -> None:
+    """Run NVIDIA Triton with the pipeline's models in the foreground until interrupted."""
+    from exatrkx.serve import RepositoryConfig, ServerConfig, ServerError
+    from exatrkx.serve.launcher import serve_forever
+
+    try:
+        serve_forever(repository, weights,
+                      ServerConfig(host=host, grpc_port=grpc_port, http_port=http_port,
+                                   metrics_port=metrics_port, log_verbose=log_verbose),
+                      RepositoryConfig(instances=instances, max_hits=max_hits),
+                      echo=lambda line: typer.echo(line))
+    except ServerError as exc:
+        fail(str(exc))
+
+
+# ---------------------------------------------------------------------------- reconstruct
+
+@app.command()
+@user_errors
+def reconstruct(
+    events: Annotated[Path, typer.Option(help="Events: a directory, a file or a TrackML "
+                                              "prefix (TrackML, ACTS spacepoints or "
+                                              "3-column feature CSVs).")],
+    option: Annotated[int, typer.Option(help="Service option 0-5 (0: in process).")] = 0,
+    url: Annotated[str | None, typer.Option(help="Triton HOST:PORT (options 1-5).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write <event>-tracks.csv here.")] = None,
+    evaluate: Annotated[bool, typer.Option(help="Print physics metrics (needs truth).")]
+    = False,
+    plots: Annotated[Path | None, typer.Option(help="Write efficiency plots here "
+                                                    "(implies --evaluate).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object only, "
+                                                          "as the last line.")] = False,
+    weights: Annotated[Path | None, typer.Option(help="Weights folder (default: the "
+                                                      "shipped weights).")] = None,
+    device: Annotated[str, typer.Option(help="Torch device of the local stages.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="Torch threads.")] = 1,
+) -> None:
+    """Find tracks in events; optionally write them and evaluate against truth."""
+    import json
+
+    from exatrkx.pipeline import reconstruct_events
+
+    report = reconstruct_events(events, option=option, url=url, out=out, evaluate=evaluate,
+                                plots=plots, weights_dir=weights, device=device,
+                                num_threads=threads,
+                                on_line=None if json_out else typer.echo)
+    for message in report.errors:
+        typer.echo(f"error: {message}", err=True)
+    if json_out:
+        typer.echo(json.dumps(report.summary))
+    if report.errors:
+        raise typer.Exit(2)
+
+
+# ---------------------------------------------------------------------------- perf_analyzer
+
+@app.command("export-perf-data")
+@user_errors
+def export_perf_data_command(
+    events: Annotated[Path, typer.Option(help="Event file or directory (any input format).")],
+    out: Annotated[Path, typer.Option(help="perf_analyzer JSON input data file to write.")],
+    max_events: Annotated[int | None, typer.Option(help="Export at most this many events.")]
+    = None,
+    input_name: Annotated[str, typer.Option(help="Model input name.")] = "FEATURES",
+) -> None:
+    """Write events as perf_analyzer's JSON input data (--input-data FILE)."""
+    from exatrkx.io import event_sources, read_event
+    from exatrkx.perf import export_perf_data
+
+    if max_events is not None and max_events < 1:
+        raise InputError(f"--max-events must be positive, got {max_events}")
+    sources = event_sources(events)[:max_events]
+    path = export_perf_data([read_event(s) for s in sources], out, input_name)
+    typer.echo(f"wrote {len(sources)} events to {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,384 @@
+"""Start and stop the ``tritonserver`` binary that ships in the ``nvidia-pytriton`` wheel.
+
+The binary runs in place; only the backends folder is copied into a scratch directory, so that
+the Python-backend stub matching this interpreter can be put beside ``libtriton_python.so``.
+The server runs in its own process group, so stopping it also ends every backend stub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from exatrkx.errors import InputError
+
+
+class ServerError(RuntimeError):
+    """The server did not start, or died; the message ends with the tail of its log."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How to run the server.
+
+    Attributes:
+        host: address the gRPC and HTTP endpoints listen on.
+        grpc_port: gRPC port (0: pick a free one).
+        http_port: HTTP port (0: pick a free one).
+        metrics_port: Prometheus metrics port (0: pick a free one).
+        log_verbose: Triton's ``--log-verbose`` level.
+        startup_timeout: seconds to wait for ``/v2/health/ready``.
+        exit_timeout: seconds Triton may take to finish in-flight requests when stopping.
+        extra_args: more ``tritonserver`` arguments, passed as given.
+        env: more environment variables for the server and its stubs.
+    """
+
+    host: str = "127.0.0.1"
+    grpc_port: int = 8001
+    http_port: int = 8000
+    metrics_port: int = 8002
+    log_verbose: int = 0
+    startup_timeout: float = 120.0
+    exit_timeout: int = 5
+    extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _pytriton_root() -> Path:
+    try:
+        import pytriton
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise ServerError("nvidia-pytriton is not installed; it provides tritonserver") from exc
+    return Path(pytriton.__file__).resolve().parent
+
+
+def tritonserver_paths() -> tuple[Path, Path, Path, Path]:
+    """The wheel's (binary, backends folder, stub for this Python, bundled libs folder)."""
+    root = _pytriton_root()
+    dist = root / "tritonserver"
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+    binary = dist / "bin" / "tritonserver"
+    for path in (binary, dist / "backends" / "python", stub):
+        if not path.exists():
+            raise ServerError(f"{path} is missing from the nvidia-pytriton wheel")
+    return binary, dist / "backends", stub, root.parent / "nvidia_pytriton.libs"
+
+
+def python_env_paths() -> list[str]:
+    """Import paths the backend stubs need to find this package and its dependencies.
+
+    The stub embeds the base interpreter, which does not know this environment; its
+    ``site-packages`` folders and the folder holding ``exatrkx`` go on ``PYTHONPATH``.
+    """
+    import exatrkx
+
+    paths = [str(Path(exatrkx.__file__).resolve().parents[1])]
+    for key in ("purelib", "platlib"):
+        path = sysconfig.get_paths()[key]
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux to send SIGTERM to the server when the process that started it dies, so
+    that a killed client leaves no server behind (the stubs follow their server)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class TritonServer:
+    """A running ``tritonserver`` serving one model repository (a context manager).
+
+    Example::
+
+        with TritonServer(repo, ServerConfig(grpc_port=0, http_port=0, metrics_port=0)) as srv:
+            print(srv.grpc_url)
+
+    Args:
+        repository: the model repository folder.
+        config: ports, host and timeouts; a port of 0 means "pick a free one".
+        workdir: scratch folder for the backends copy and the log (a temp dir if None).
+    """
+
+    def __init__(self, repository: str | Path, config: ServerConfig | None = None,
+                 workdir: str | Path | None = None) -> None:
+        self.repository = Path(repository).resolve()
+        if not self.repository.is_dir():
+            raise InputError("model repository folder does not exist", self.repository)
+        cfg = config or ServerConfig()
+        self.host = cfg.host
+        self.grpc_port = cfg.grpc_port or free_port(cfg.host)
+        self.http_port = cfg.http_port or free_port(cfg.host)
+        self.metrics_port = cfg.metrics_port or free_port(cfg.host)
+        self.config = cfg
+        self._own_workdir = workdir is None
+        self.workdir = (Path(workdir) if workdir
+                        else Path(tempfile.mkdtemp(prefix="exatrkx-triton-")))
+        self.log_path = self.workdir / "tritonserver.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # ------------------------------------------------------------------ endpoints
+
+    @property
+    def _client_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
+    @property
+    def grpc_url(self) -> str:
+        """``host:port`` of the gRPC endpoint (tritonclient's form)."""
+        return f"{self._client_host}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        """``host:port`` of the HTTP endpoint (tritonclient's form)."""
+        return f"{self._client_host}:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Full URL of the Prometheus metrics."""
+        return f"http://{self._client_host}:{self.metrics_port}/metrics"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def command(self, backends: Path) -> list[str]:
+        """The ``tritonserver`` command line for a prepared backends folder."""
+        binary = tritonserver_paths()[0]
+        cfg = self.config
+        return [
+            str(binary),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={backends}",
+            f"--http-address={self.host}",
+            f"--grpc-address={self.host}",
+            f"--http-port={self.http_port}",
+            f"--grpc-port={self.grpc_port}",
+            f"--metrics-port={self.metrics_port}",
+            "--allow-metrics=true",
+            "--allow-gpu-metrics=false",
+            "--model-control-mode=none",
+            "--disable-auto-complete-config",
+            "--strict-readiness=true",
+            "--exit-on-error=true",
+            f"--exit-timeout-secs={cfg.exit_timeout}",
+            f"--log-verbose={cfg.log_verbose}",
+            *cfg.extra_args,
+        ]
+
+    def _prepare_backends(self) -> Path:
+        _, backends_src, stub, _ = tritonserver_paths()
+        backends = self.workdir / "backends"
+        if not (backends / "python" / stub.name).exists():
+            shutil.copytree(backends_src, backends, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copy2(stub, backends / "python" / stub.name)
+        return backends
+
+    def environment(self) -> dict[str, str]:
+        """Environment of the server: libpython and bundled libs found, this package importable."""
+        env = dict(os.environ)
+        libs = [sysconfig.get_config_var("LIBDIR") or "", str(tritonserver_paths()[3])]
+        old = env.get("LD_LIBRARY_PATH")
+        env["LD_LIBRARY_PATH"] = ":".join([p for p in libs if p] + ([old] if old else []))
+        py = python_env_paths()
+        old = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = ":".join(py + ([old] if old else []))
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        env.update(self.config.env)
+        return env
+
+    def start(self) -> TritonServer:
+        """Start the server and wait until it is ready.
+
+        Raises:
+            ServerError: it exited or did not become ready in time (with its log tail).
+        """
+        if self._proc is not None:
+            return self
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        backends = self._prepare_backends()
+        with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
+            self._proc = subprocess.Popen(self.command(backends), stdin=subprocess.DEVNULL,
+                                          stdout=log, stderr=subprocess.STDOUT,
+                                          env=self.environment(), start_new_session=True,
+                                          preexec_fn=_die_with_parent)
+        try:
+            self.wait_ready(self.config.startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def is_ready(self) -> bool:
+        """True when ``/v2/health/ready`` answers 200."""
+        url = f"http://{self._client_host}:{self.http_port}/v2/health/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float) -> None:
+        """Poll readiness; fail fast when the process exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc is None or self._proc.poll() is not None:
+                code = None if self._proc is None else self._proc.returncode
+                raise ServerError(f"tritonserver exited (code {code}) before it was ready:\n"
+                                  + self.log_tail())
+            if self.is_ready():
+                return
+            if time.monotonic() > deadline:
+                raise ServerError(f"tritonserver not ready after {timeout:.0f} s:\n"
+                                  + self.log_tail())
+            time.sleep(0.1)
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The server log's error lines (``E<date>``) and then its last ``lines`` lines."""
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        errors = [ln for ln in text[:-lines] if re.match(r"E\d{4} ", ln)][-20:]
+        return "\n".join(errors + text[-lines:])
+
+    def wait(self) -> int:
+        """Block until the server exits; returns its exit code."""
+        if self._proc is None:
+            return 0
+        return self._proc.wait()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop gracefully (SIGTERM), then kill the whole process group (stubs included)."""
+        proc = self._proc
+        if proc is None:
+            return
+        timeout = self.config.exit_timeout + 5.0 if timeout is None else timeout
+        pgid = proc.pid
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                proc.wait()
+        # stubs left over (they share the server's process group)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        self._proc = None
+
+    def cleanup(self) -> None:
+        """Stop and remove the scratch folder when this object made it."""
+        self.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.cleanup()
+
+
+class _Stop(Exception):
+    """Raised by the SIGTERM handler of :func:`serve_forever`."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when ``port`` cannot be bound on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def serve_forever(repository: str | Path | None, weights_dir: str | Path | None,
+                  server_config: ServerConfig, repo_config: object | None = None,
+                  echo: Callable[[str], None] = print) -> int:
+    """Run the server in the foreground until SIGINT/SIGTERM; returns the exit code.
+
+    ``repository``: ``None`` writes the repository to a temporary folder (removed at exit);
+    a folder that already holds models is served as it is; any other folder is written.
+
+    Raises:
+        InputError: a port is taken; ServerError: the server failed to start or died.
+    """
+    from exatrkx.serve.repository import RepositoryConfig, repository_models, write_repository
+
+    for name, port in (("gRPC", server_config.grpc_port), ("HTTP", server_config.http_port),
+                       ("metrics", server_config.metrics_port)):
+        if port and port_in_use(server_config.host, port):
+            raise InputError(f"{name} port {port} is already in use on {server_config.host}")
+    settings = repo_config if isinstance(repo_config, RepositoryConfig) else RepositoryConfig()
+    scratch: Path | None = None
+    if repository is None:
+        scratch = Path(tempfile.mkdtemp(prefix="exatrkx-repo-"))
+        repo = write_repository(scratch / "models", weights_dir, settings,
+                                libtorch_variant=False)
+    elif Path(repository).is_dir() and repository_models(repository):
+        repo = Path(repository)
+        echo(f"serving the existing model repository {repo}")
+    else:
+        repo = write_repository(repository, weights_dir, settings)
+        echo(f"wrote the model repository {repo}")
+
+    def on_term(signum: int, frame: object) -> None:
+        raise _Stop
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    server = TritonServer(repo, server_config)
+    try:
+        server.start()
+        echo(f"models: {', '.join(repository_models(repo))}")
+        echo(f"gRPC:    {server.grpc_url}")
+        echo(f"HTTP:    {server.http_url}")
+        echo(f"metrics: {server.metrics_url}")
+        echo("ready (Ctrl-C to stop)")
+        code = server.wait()
+        raise ServerError(f"tritonserver exited unexpectedly (code {code}):\n"
+                          + server.log_tail())
+    except (KeyboardInterrupt, _Stop):
+        echo("stopping")
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.cleanup()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)

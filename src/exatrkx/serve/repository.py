@@ -1,0 +1,362 @@
+"""Write the Triton model repository that serves the pipeline.
+
+Layout (``<dir>``)::
+
+    embed/  build/  filter/  gnn/  label/    one Python-backend model per stage
+    exatrkx/                                 ensemble of the five (FEATURES -> LABELS)
+    exatrkx_pipeline/                        the whole pipeline in one Python-backend model
+    identity/  identity_ensemble5/           Triton's floor: no work, one hop / five hops
+
+Every ``<model>/1/model.py`` is a two-line adapter that imports its class from
+:mod:`exatrkx.serve.adapters`; the nets travel as TorchScript files beside it. The pipeline
+settings (radius, k, cuts) come from the weights' metadata and reach the models through the
+``exatrkx_config`` parameter of each ``config.pbtxt``.
+
+With ``libtorch_variant`` a second folder (``<dir>-libtorch`` unless told otherwise) holds the
+three nets as ``platform: "pytorch_libtorch"`` models (``INPUT__0``.. / ``OUTPUT__0``) for full
+Triton installs, which have the libtorch backend this wheel's server lacks.
+
+Batching: events have different numbers of hits and edges, so no stage has a batch dimension
+(``max_batch_size: 0``). With ``dynamic_batching`` the embed and filter models (per-hit and
+per-edge nets, where concatenating events is exact) get a dynamic batcher; their adapters
+then run all requests of one ``execute`` call as one concatenated tensor and split the results.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from exatrkx.config import PipelineConfig
+from exatrkx.errors import InputError
+
+#: Names of the stage models, in pipeline order.
+STAGE_MODELS = ("embed", "build", "filter", "gnn", "label")
+#: The ensemble of the stage models.
+ENSEMBLE_MODEL = "exatrkx"
+#: The whole pipeline in one Python-backend model.
+PIPELINE_MODEL = "exatrkx_pipeline"
+#: Triton's floor: one identity hop, and five chained in an ensemble.
+IDENTITY_MODEL = "identity"
+IDENTITY_ENSEMBLE_MODEL = "identity_ensemble5"
+#: The nets served by the Python stage models and as libtorch models.
+NET_MODELS = ("embed", "filter", "gnn")
+#: Parameter key holding the JSON settings of an adapter.
+CONFIG_PARAMETER = "exatrkx_config"
+#: Default refusal limit on hits per event (requests above it are answered with an error).
+DEFAULT_MAX_HITS = 100_000
+
+_FP32 = mc.DataType.TYPE_FP32
+_INT64 = mc.DataType.TYPE_INT64
+
+#: Model -> adapter class in :mod:`exatrkx.serve.adapters`.
+ADAPTERS = {
+    "embed": "EmbedModel",
+    "build": "BuildModel",
+    "filter": "FilterModel",
+    "gnn": "GNNModel",
+    "label": "LabelModel",
+    PIPELINE_MODEL: "PipelineModel",
+    IDENTITY_MODEL: "IdentityModel",
+}
+
+
+@dataclass(frozen=True)
+class RepositoryConfig:
+    """Serving settings of the repository.
+
+    Attributes:
+        instances: model instances (stub processes) per model.
+        instances_per_model: overrides of ``instances`` by model name.
+        dynamic_batching: dynamic batcher on embed and filter (see the module docstring).
+        max_queue_delay_us: the batcher's wait for more requests.
+        max_hits: events with more hits are refused before any work is done.
+        device: ``"cpu"`` or ``"cuda"`` (instance kind and where the adapters compute).
+        torch_threads: intra-op threads of torch in each stub process (0: torch's default).
+        libtorch_variant: also write the libtorch-backend variant of the nets.
+    """
+
+    instances: int = 1
+    instances_per_model: Mapping[str, int] = field(default_factory=dict)
+    dynamic_batching: bool = False
+    max_queue_delay_us: int = 100
+    max_hits: int = DEFAULT_MAX_HITS
+    device: str = "cpu"
+    torch_threads: int = 1
+    libtorch_variant: bool = True
+
+    def __post_init__(self) -> None:
+        if self.instances < 1 or any(v < 1 for v in self.instances_per_model.values()):
+            raise InputError("model instances must be >= 1")
+        if self.max_hits < 1:
+            raise InputError("max_hits must be >= 1")
+        if self.device not in ("cpu", "cuda"):
+            raise InputError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if self.torch_threads < 0:
+            raise InputError("torch_threads must be >= 0")
+
+    def count(self, model: str) -> int:
+        """Instances of ``model``."""
+        return int(self.instances_per_model.get(model, self.instances))
+
+
+# ---------------------------------------------------------------------------- configs
+
+def _tensor(msg: Any, name: str, dtype: int, dims: list[int]) -> None:
+    msg.name = name
+    msg.data_type = dtype
+    msg.dims.extend(dims)
+
+
+def _io(cfg: mc.ModelConfig, inputs: list[tuple[str, int, list[int]]],
+        outputs: list[tuple[str, int, list[int]]]) -> None:
+    for name, dtype, dims in inputs:
+        _tensor(cfg.input.add(), name, dtype, dims)
+    for name, dtype, dims in outputs:
+        _tensor(cfg.output.add(), name, dtype, dims)
+
+
+def stage_io(embed_dim: int) -> dict[str, tuple[list[tuple[str, int, list[int]]],
+                                                list[tuple[str, int, list[int]]]]]:
+    """Inputs and outputs ``(name, dtype, dims)`` of every Python-backend model."""
+    feat = ("FEATURES", _FP32, [-1, 3])
+    emb = ("EMBEDDING", _FP32, [-1, embed_dim])
+    edges = ("EDGES", _INT64, [2, -1])
+    kept = ("EDGES_KEPT", _INT64, [2, -1])
+    scores = ("SCORES", _FP32, [-1])
+    labels = ("LABELS", _INT64, [-1])
+    return {
+        "embed": ([feat], [emb]),
+        "build": ([emb], [edges]),
+        "filter": ([feat, edges], [kept]),
+        "gnn": ([feat, kept], [scores]),
+        "label": ([feat, kept, scores], [labels]),
+        PIPELINE_MODEL: ([feat], [labels]),
+        IDENTITY_MODEL: ([feat], [("OUTPUT", _FP32, [-1, 3])]),
+    }
+
+
+def python_model_config(name: str, embed_dim: int, settings: RepositoryConfig,
+                        adapter_config: dict[str, Any]) -> mc.ModelConfig:
+    """``config.pbtxt`` of one Python-backend model."""
+    cfg = mc.ModelConfig(name=name, backend="python", max_batch_size=0)
+    inputs, outputs = stage_io(embed_dim)[name]
+    _io(cfg, inputs, outputs)
+    group = cfg.instance_group.add()
+    group.count = settings.count(name)
+    group.kind = (mc.ModelInstanceGroup.Kind.KIND_GPU if settings.device == "cuda"
+                  else mc.ModelInstanceGroup.Kind.KIND_CPU)
+    if settings.dynamic_batching and name in ("embed", "filter"):
+        cfg.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
+    cfg.parameters[CONFIG_PARAMETER].string_value = json.dumps(adapter_config, sort_keys=True)
+    if settings.device == "cuda":
+        cfg.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value = "no"
+    return cfg
+
+
+def _ensemble(name: str, inputs: list[tuple[str, int, list[int]]],
+              outputs: list[tuple[str, int, list[int]]],
+              steps: list[tuple[str, dict[str, str], dict[str, str]]]) -> mc.ModelConfig:
+    cfg = mc.ModelConfig(name=name, platform="ensemble", max_batch_size=0)
+    _io(cfg, inputs, outputs)
+    for model, input_map, output_map in steps:
+        step = cfg.ensemble_scheduling.step.add()
+        step.model_name = model
+        step.model_version = -1
+        step.input_map.update(input_map)
+        step.output_map.update(output_map)
+    return cfg
+
+
+def ensemble_config(embed_dim: int) -> mc.ModelConfig:
+    """The ``exatrkx`` ensemble: the five stage models chained, FEATURES -> LABELS."""
+    io = stage_io(embed_dim)
+    return _ensemble(ENSEMBLE_MODEL, io[PIPELINE_MODEL][0], io[PIPELINE_MODEL][1], [
+        ("embed", {"FEATURES": "FEATURES"}, {"EMBEDDING": "embedding"}),
+        ("build", {"EMBEDDING": "embedding"}, {"EDGES": "edges"}),
+        ("filter", {"FEATURES": "FEATURES", "EDGES": "edges"}, {"EDGES_KEPT": "edges_kept"}),
+        ("gnn", {"FEATURES": "FEATURES", "EDGES_KEPT": "edges_kept"}, {"SCORES": "scores"}),
+        ("label", {"FEATURES": "FEATURES", "EDGES_KEPT": "edges_kept", "SCORES": "scores"},
+         {"LABELS": "LABELS"}),
+    ])
+
+
+def identity_ensemble_config(steps: int = 5) -> mc.ModelConfig:
+    """``identity_ensemble5``: ``steps`` identity models chained, FEATURES -> OUTPUT."""
+    io = stage_io(8)[IDENTITY_MODEL]
+    chain = []
+    for i in range(steps):
+        src = "FEATURES" if i == 0 else f"hop{i}"
+        dst = "OUTPUT" if i == steps - 1 else f"hop{i + 1}"
+        chain.append((IDENTITY_MODEL, {"FEATURES": src}, {"OUTPUT": dst}))
+    return _ensemble(IDENTITY_ENSEMBLE_MODEL, io[0], io[1], chain)
+
+
+def libtorch_config(name: str, embed_dim: int, settings: RepositoryConfig) -> mc.ModelConfig:
+    """A net as a ``pytorch_libtorch`` model (``INPUT__i`` / ``OUTPUT__0``, logits for the
+    filter and the GNN: the cut and the sigmoid stay with the caller)."""
+    cfg = mc.ModelConfig(name=name, platform="pytorch_libtorch", max_batch_size=0)
+    feat = ("INPUT__0", _FP32, [-1, 3])
+    if name == "embed":
+        _io(cfg, [feat], [("OUTPUT__0", _FP32, [-1, embed_dim])])
+    else:
+        _io(cfg, [feat, ("INPUT__1", _INT64, [2, -1])], [("OUTPUT__0", _FP32, [-1])])
+    group = cfg.instance_group.add()
+    group.count = settings.count(name)
+    group.kind = (mc.ModelInstanceGroup.Kind.KIND_GPU if settings.device == "cuda"
+                  else mc.ModelInstanceGroup.Kind.KIND_CPU)
+    if settings.torch_threads:
+        for key in ("INTRA_OP_THREAD_COUNT", "INTER_OP_THREAD_COUNT"):
+            cfg.parameters[key].string_value = str(settings.torch_threads)
+    return cfg
+
+
+def config_text(cfg: mc.ModelConfig) -> str:
+    """Protobuf text of a model config (what ``config.pbtxt`` holds)."""
+    return text_format.MessageToString(cfg)
+
+
+def parse_config(path: str | Path) -> mc.ModelConfig:
+    """Parse a ``config.pbtxt`` as Triton's ``ModelConfig`` (raises on any bad field)."""
+    return text_format.Parse(Path(path).read_text(), mc.ModelConfig())
+
+
+# ---------------------------------------------------------------------------- writing
+
+def _adapter_source(model: str) -> str:
+    cls = ADAPTERS[model]
+    return (f'"""Triton Python-backend model ``{model}``: adapter over the exatrkx package."""\n\n'
+            f"from exatrkx.serve.adapters import {cls} as TritonPythonModel\n\n"
+            '__all__ = ["TritonPythonModel"]\n')
+
+
+def _write_model(repo: Path, cfg: mc.ModelConfig, files: Mapping[str, Path | str] = ()) -> Path:
+    """``<repo>/<name>/config.pbtxt`` and ``1/``; ``files`` maps names in ``1/`` to sources
+    (a Path is copied, a str is written as text)."""
+    folder = repo / cfg.name
+    version = folder / "1"
+    version.mkdir(parents=True, exist_ok=True)
+    (folder / "config.pbtxt").write_text(config_text(cfg))
+    for name, src in dict(files).items():
+        if isinstance(src, Path):
+            shutil.copyfile(src, version / name)
+        else:
+            (version / name).write_text(src)
+    return folder
+
+
+def _settings(config: RepositoryConfig | None, overrides: dict[str, Any]) -> RepositoryConfig:
+    known = {f.name for f in fields(RepositoryConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown repository setting(s): {', '.join(unknown)}")
+    if config is None:
+        return RepositoryConfig(**overrides)
+    if overrides:
+        values = {f.name: getattr(config, f.name) for f in fields(RepositoryConfig)}
+        values.update(overrides)
+        return RepositoryConfig(**values)
+    return config
+
+
+def export_nets(weights_dir: str | Path | None, out: Path) -> tuple[dict[str, Path],
+                                                                     PipelineConfig]:
+    """TorchScript files of the three nets (``<out>/<net>.ts``) and the pipeline settings."""
+    from exatrkx.models import export_torchscript, load_models
+
+    nets, pipeline_config = load_models(weights_dir)
+    paths = export_torchscript(nets, out)
+    return {name: Path(paths[name]) for name in NET_MODELS}, pipeline_config
+
+
+def write_repository(directory: str | Path, weights_dir: str | Path | None = None,
+                     config: RepositoryConfig | None = None, *,
+                     libtorch_dir: str | Path | None = None, **settings: Any) -> Path:
+    """Write the model repository; returns its folder.
+
+    Args:
+        directory: where to write (created; existing model folders are replaced).
+        weights_dir: trained weights (``None``: the weights shipped with the package).
+        config: serving settings; keyword ``settings`` override single fields
+            (``instances=2``, ``max_hits=50000``, ``dynamic_batching=True``, ...).
+        libtorch_dir: folder of the libtorch variant (default ``<directory>-libtorch``).
+
+    Returns:
+        The repository folder, ready for ``tritonserver --model-repository``.
+    """
+    cfg = _settings(config, settings)
+    repo = Path(directory).resolve()
+    repo.mkdir(parents=True, exist_ok=True)
+    scratch = repo / ".torchscript"
+    nets, pipe = export_nets(weights_dir, scratch)
+    embed_dim = int(pipe.embed.out_dim)
+    adapter_config = {"pipeline": pipe.to_dict(), "max_hits": cfg.max_hits,
+                      "device": cfg.device, "torch_threads": cfg.torch_threads,
+                      "batched": False}
+
+    models: list[str] = [*STAGE_MODELS, PIPELINE_MODEL, IDENTITY_MODEL]
+    for name in (*models, ENSEMBLE_MODEL, IDENTITY_ENSEMBLE_MODEL):
+        shutil.rmtree(repo / name, ignore_errors=True)
+    for name in models:
+        files: dict[str, Path | str] = {"model.py": _adapter_source(name)}
+        if name in NET_MODELS:
+            files[f"{name}.ts"] = nets[name]
+        if name == PIPELINE_MODEL:
+            files.update({f"{net}.ts": nets[net] for net in NET_MODELS})
+        batched = cfg.dynamic_batching and name in ("embed", "filter")
+        _write_model(repo, python_model_config(name, embed_dim, cfg,
+                                               {**adapter_config, "batched": batched}), files)
+    _write_model(repo, ensemble_config(embed_dim))
+    _write_model(repo, identity_ensemble_config())
+
+    if cfg.libtorch_variant:
+        variant = Path(libtorch_dir) if libtorch_dir else repo.with_name(repo.name + "-libtorch")
+        write_libtorch_variant(variant, nets, embed_dim, cfg)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return repo
+
+
+def write_floor_repository(directory: str | Path,
+                           config: RepositoryConfig | None = None) -> Path:
+    """A repository of only the floor models (``identity``, ``identity_ensemble5``).
+
+    Needs no weights; starts in seconds (Triton's own cost, launcher checks).
+    """
+    cfg = config or RepositoryConfig()
+    repo = Path(directory).resolve()
+    for name in (IDENTITY_MODEL, IDENTITY_ENSEMBLE_MODEL):
+        shutil.rmtree(repo / name, ignore_errors=True)
+    _write_model(repo, python_model_config(IDENTITY_MODEL, 8, cfg, {}),
+                 {"model.py": _adapter_source(IDENTITY_MODEL)})
+    _write_model(repo, identity_ensemble_config())
+    return repo
+
+
+def write_libtorch_variant(directory: str | Path, nets: Mapping[str, Path], embed_dim: int,
+                           config: RepositoryConfig | None = None) -> Path:
+    """The three nets as ``pytorch_libtorch`` models (``<net>/1/model.pt``)."""
+    cfg = config or RepositoryConfig()
+    out = Path(directory).resolve()
+    for name in NET_MODELS:
+        shutil.rmtree(out / name, ignore_errors=True)
+        _write_model(out, libtorch_config(name, embed_dim, cfg), {"model.pt": Path(nets[name])})
+    return out
+
+
+def repository_models(directory: str | Path) -> list[str]:
+    """Names of the models in a repository (folders holding ``config.pbtxt``)."""
+    return sorted(p.parent.name for p in Path(directory).glob("*/config.pbtxt"))
+
+
+def is_repository(directory: str | Path) -> bool:
+    """True when ``directory`` holds every model this package serves."""
+    need = {*STAGE_MODELS, ENSEMBLE_MODEL, PIPELINE_MODEL, IDENTITY_MODEL,
+            IDENTITY_ENSEMBLE_MODEL}
+    return need.issubset(repository_models(directory))

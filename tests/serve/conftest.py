@@ -1,0 +1,101 @@
+"""Fixtures of the serving tests: random-init weights, a repository, a real server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exatrkx.config import PipelineConfig
+from exatrkx.models import build_models, save_models
+from exatrkx.serve import RepositoryConfig, ServerConfig, TritonServer, write_repository
+
+#: The test server refuses events above this many hits.
+TEST_MAX_HITS = 4000
+
+
+@pytest.fixture(scope="session")
+def serve_config() -> PipelineConfig:
+    """Pipeline settings of the test weights (small k keeps random-init graphs small)."""
+    return PipelineConfig(radius=0.08, max_neighbours=16)
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory, serve_config: PipelineConfig) -> Path:
+    """Random-init weights written by ``save_models`` (trained weights come later)."""
+    out = tmp_path_factory.mktemp("weights")
+    return save_models(build_models(serve_config, seed=3), serve_config, out)
+
+
+@pytest.fixture(scope="session")
+def repository(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> Path:
+    """A model repository of the test weights (with its libtorch variant beside it)."""
+    base = tmp_path_factory.mktemp("repo")
+    return write_repository(base / "models", weights_dir,
+                            RepositoryConfig(max_hits=TEST_MAX_HITS))
+
+
+def free_ports_config(**kwargs: object) -> ServerConfig:
+    return ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=120,
+                        **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def server(repository: Path) -> Iterator[TritonServer]:
+    """One real Triton server for the session, on free ports."""
+    with TritonServer(repository, free_ports_config()) as srv:
+        yield srv
+
+
+def synthetic_event(n: int, seed: int) -> np.ndarray:
+    """Hits on helix-like tracks: features (r/1000, phi/pi, z/1000), float32 ``[n, 3]``."""
+    rng = np.random.default_rng(seed)
+    radii = np.array([0.032, 0.072, 0.116, 0.172, 0.26, 0.36, 0.5, 0.66, 0.82, 1.02])
+    tracks = -(-n // len(radii))
+    phi0 = rng.uniform(-1, 1, tracks)
+    curv = rng.normal(0, 0.05, tracks)
+    eta = rng.uniform(-0.8, 0.8, tracks)
+    r = np.tile(radii, tracks)[:n]
+    t = np.repeat(np.arange(tracks), len(radii))[:n]
+    phi = phi0[t] + curv[t] * r + rng.normal(0, 1e-3, n)
+    phi = (phi + 1) % 2 - 1
+    z = r * np.sinh(eta[t]) + rng.normal(0, 1e-3, n)
+    return np.stack([r, phi, z], axis=1).astype(np.float32)
+
+
+def stub_processes(marker: str) -> list[int]:
+    """Pids of backend stubs whose command line mentions ``marker``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "triton_python_backend_stub" in cmd and marker in cmd:
+            pids.append(int(entry.name))
+    return [p for p in pids if p != os.getpid()]
+
+
+@pytest.fixture(scope="session")
+def events(request: pytest.FixtureRequest) -> list[np.ndarray]:
+    """A few events: synthetic ones, plus the smallest shared real ones when present."""
+    evs = [synthetic_event(n, seed) for seed, n in enumerate((2, 37, 150, 400))]
+    from exatrkx.data import hnl_events_dir
+    from exatrkx.io import read_feature_csv
+
+    real = hnl_events_dir()
+    if real is not None:
+        files = sorted(real.glob("evt_*.csv"), key=lambda p: p.stat().st_size)[:3]
+        evs += [read_feature_csv(f).features for f in files]
+    return evs
+
+
+@pytest.fixture(scope="session")
+def find_stubs() -> object:
+    """``find_stubs(marker)`` -> pids of backend stubs whose command line has ``marker``."""
+    return stub_processes

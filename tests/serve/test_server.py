@@ -1,0 +1,149 @@
+"""A real Triton server with the pipeline's models: every service option gives the same
+labels, bad tensors get clear errors and the server keeps answering, statistics work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from exatrkx.client import (
+    OPTIONS,
+    ClientConfig,
+    RemoteError,
+    Transport,
+    make_runner,
+    stats_delta,
+)
+from exatrkx.serve import TritonServer
+
+pytestmark = pytest.mark.server
+
+TRANSPORTS = [("grpc", False), ("http", False), ("grpc", True), ("http", True)]
+
+
+def url(server: TritonServer, protocol: str) -> str:
+    return server.grpc_url if protocol == "grpc" else server.http_url
+
+
+@pytest.fixture(scope="module")
+def reference(weights_dir: Path, events: list[np.ndarray]) -> list[np.ndarray]:
+    """Option 0 (in-process) labels of the test events."""
+    with make_runner(0, weights_dir=weights_dir) as runner:
+        return [labels for labels, _ in runner.run_many(events)]
+
+
+@pytest.mark.parametrize(("protocol", "shm"), TRANSPORTS)
+def test_every_option_gives_the_in_process_labels(
+        server: TritonServer, weights_dir: Path, events: list[np.ndarray],
+        reference: list[np.ndarray], protocol: str, shm: bool) -> None:
+    assert any(len(np.unique(r[r >= 0])) > 1 for r in reference), "events make tracks"
+    for option in OPTIONS[1:]:
+        with make_runner(option, url(server, protocol), protocol, shm,
+                         weights_dir=weights_dir) as runner:
+            for features, want in zip(events, reference, strict=True):
+                labels, timing = runner.run(features)
+                np.testing.assert_array_equal(labels, want, err_msg=f"option {option}")
+                assert labels.dtype == np.int64
+                assert timing.total_ms > 0
+
+
+def test_concurrent_events_and_timing_records(server: TritonServer, weights_dir: Path,
+                                              events: list[np.ndarray],
+                                              reference: list[np.ndarray]) -> None:
+    with make_runner(3, server.grpc_url, weights_dir=weights_dir, concurrency=3) as runner:
+        before = runner.server_statistics()
+        results = runner.run_many(events * 2)
+        after = runner.server_statistics()
+    for (labels, timing), want in zip(results, reference * 2, strict=True):
+        np.testing.assert_array_equal(labels, want)
+        assert set(timing.stages_ms) == {"embed", "build", "filter", "gnn", "label"}
+    big = [t for (_, t), x in zip(results, events * 2, strict=True) if len(x) >= 2]
+    assert all([r.model for r in t.requests] == ["embed", "build", "filter", "gnn", "label"]
+               for t in big)
+    stats = stats_delta(before, after)
+    for model in ("embed", "build", "filter", "gnn", "label"):
+        assert stats[model].requests == len(big)
+        assert stats[model].compute_infer_ms > 0
+        assert stats[model].queue_ms >= 0
+    assert "exatrkx" not in stats
+
+
+def test_shared_memory_falls_back_inline_for_big_events(
+        server: TritonServer, weights_dir: Path, events: list[np.ndarray],
+        reference: list[np.ndarray]) -> None:
+    with make_runner(5, server.grpc_url, shm=True, shm_max_hits=100,
+                     weights_dir=weights_dir) as runner:
+        for features, want in zip(events, reference, strict=True):
+            np.testing.assert_array_equal(runner.run(features)[0], want)
+
+
+def raw_infer(server: TritonServer, model: str, array: np.ndarray, dtype: str) -> None:
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        inp = grpcclient.InferInput("FEATURES", list(array.shape), dtype)
+        inp.set_data_from_numpy(array)
+        client.infer(model, [inp])
+    finally:
+        client.close()
+
+
+GOOD = np.random.default_rng(5).random((60, 3), dtype=np.float32)
+
+
+@pytest.mark.parametrize("model", ["embed", "exatrkx", "exatrkx_pipeline"])
+@pytest.mark.parametrize(("case", "array", "dtype", "message"), [
+    ("empty", np.zeros((0, 3), np.float32), "FP32", "empty"),
+    ("nan", np.where(np.arange(180).reshape(60, 3) == 100, np.nan, GOOD).astype(np.float32),
+     "FP32", "non-finite"),
+    ("inf", np.full((4, 3), np.inf, np.float32), "FP32", "non-finite"),
+    ("too many hits", np.zeros((4001, 3), np.float32), "FP32", "limit of 4000"),
+    ("wrong shape", np.zeros((10, 4), np.float32), "FP32", "shape"),
+    ("wrong rank", np.zeros(30, np.float32), "FP32", "shape"),
+    ("wrong dtype", GOOD.astype(np.float64), "FP64", "FP32"),
+])
+def test_bad_tensors_get_clear_errors_and_the_server_stays_up(
+        server: TritonServer, weights_dir: Path, model: str, case: str, array: np.ndarray,
+        dtype: str, message: str) -> None:
+    with pytest.raises(InferenceServerException, match=message):
+        raw_infer(server, model, array, dtype)
+    assert server.is_ready()
+    with Transport(ClientConfig(url=server.grpc_url)) as transport:
+        if model == "embed":
+            out = transport.infer(model, {"FEATURES": GOOD}, ["EMBEDDING"])["EMBEDDING"]
+            assert out.shape == (60, 8) and np.isfinite(out).all()
+        else:
+            with make_runner(0, weights_dir=weights_dir) as local:
+                want = local.run(GOOD)[0]
+            got = transport.infer(model, {"FEATURES": GOOD}, ["LABELS"])["LABELS"]
+            np.testing.assert_array_equal(got, want)
+
+
+def test_bad_intermediate_tensors(server: TritonServer) -> None:
+    with Transport(ClientConfig(url=server.grpc_url)) as transport:
+        with pytest.raises(RemoteError, match="outside"):
+            transport.infer("filter", {"FEATURES": GOOD, "EDGES": np.array([[70], [1]])},
+                            ["EDGES_KEPT"])
+        with pytest.raises(RemoteError, match="SCORES has 2 values for 1 edges"):
+            transport.infer("label", {"FEATURES": GOOD, "EDGES_KEPT": np.array([[3], [1]]),
+                                      "SCORES": np.array([0.9, 0.9], np.float32)}, ["LABELS"])
+        labels = transport.infer("label", {"FEATURES": GOOD,
+                                           "EDGES_KEPT": np.array([[3, 5], [1, 3]]),
+                                           "SCORES": np.array([0.9, 0.9], np.float32)},
+                                 ["LABELS"])["LABELS"]
+    want = np.full(60, -1)
+    want[[1, 3, 5]] = 0
+    np.testing.assert_array_equal(labels, want)
+
+
+def test_client_errors_are_one_line_remote_errors(server: TritonServer) -> None:
+    from exatrkx.serve import free_port
+
+    with pytest.raises(RemoteError, match="no ready Triton server"):
+        make_runner(5, f"127.0.0.1:{free_port()}")
+    with Transport(ClientConfig(url=server.grpc_url)) as transport:
+        with pytest.raises(RemoteError, match="nosuchmodel"):
+            transport.infer("nosuchmodel", {"FEATURES": GOOD}, ["LABELS"])

@@ -1,0 +1,90 @@
+"""Client pieces that need no server: settings, statistics arithmetic, option 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exatrkx.client import (
+    REMOTE_STAGES,
+    STAGE_IO,
+    ClientConfig,
+    ModelStats,
+    make_runner,
+    parse_statistics,
+    stats_delta,
+)
+from exatrkx.config import PipelineConfig
+from exatrkx.errors import InputError
+from exatrkx.models import build_models, save_models
+from exatrkx.pipeline import STAGE_NAMES, pipeline_from_nets
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = PipelineConfig(max_neighbours=16)
+    return save_models(build_models(cfg, seed=7), cfg, tmp_path_factory.mktemp("w"))
+
+
+def test_addresses_and_region_sizes() -> None:
+    assert ClientConfig().address == "127.0.0.1:8001"
+    assert ClientConfig(protocol="http").address == "127.0.0.1:8000"
+    assert ClientConfig(url="grpc://host:9").address == "host:9"
+    assert ClientConfig(url="http://host/", protocol="http").address == "host:8000"
+    cfg = ClientConfig(max_neighbours=10, embed_dim=12)
+    assert cfg.bytes_per_hit("EDGES") == 160
+    assert cfg.bytes_per_hit("EMBEDDING") == 48
+    with pytest.raises(InputError, match="protocol"):
+        ClientConfig(protocol="udp")
+
+
+def test_options_cover_the_stages() -> None:
+    assert REMOTE_STAGES[3] == STAGE_NAMES
+    assert set(REMOTE_STAGES[1]) | set(REMOTE_STAGES[2]) == set(STAGE_NAMES)
+    for stage in STAGE_NAMES:
+        assert stage in STAGE_IO
+
+
+def _raw(count: int, ns: int) -> dict:
+    stats = {key: {"count": str(count), "ns": str(ns * (i + 1))}
+             for i, key in enumerate(("success", "queue", "compute_input", "compute_infer",
+                                      "compute_output"))}
+    return {"model_stats": [{"name": "gnn", "version": "1", "execution_count": str(count),
+                             "inference_stats": stats}]}
+
+
+def test_statistics_deltas_are_per_request_averages() -> None:
+    before = parse_statistics(_raw(10, 1_000_000))
+    after = parse_statistics(_raw(14, 3_000_000))
+    delta = stats_delta(before, after)
+    assert delta == {"gnn": ModelStats(requests=4, executions=4, request_ms=0.5, queue_ms=1.0,
+                                       compute_input_ms=1.5, compute_infer_ms=2.0,
+                                       compute_output_ms=2.5)}
+    assert stats_delta(after, after) == {}
+
+
+def test_option_0_is_the_in_process_pipeline(weights: Path) -> None:
+    from exatrkx.models import load_models
+
+    nets, cfg = load_models(weights)
+    pipe = pipeline_from_nets(nets, cfg, num_threads=None)
+    rng = np.random.default_rng(1)
+    events = [rng.random((n, 3), dtype=np.float32) * 2 - 1 for n in (0, 1, 50, 300)]
+    with make_runner(0, weights_dir=weights, concurrency=2) as runner:
+        results = runner.run_many(events)
+    for x, (labels, timing) in zip(events, results, strict=True):
+        np.testing.assert_array_equal(labels, pipe.run(x).labels)
+        assert set(timing.stages_ms) == set(STAGE_NAMES)
+        assert timing.requests == []
+    assert runner.server_statistics() == {}
+
+
+def test_bad_arguments(weights: Path) -> None:
+    with pytest.raises(InputError, match="0-5"):
+        make_runner(6)
+    with pytest.raises(InputError, match="concurrency"):
+        make_runner(0, concurrency=0, weights_dir=weights)
+    with make_runner(0, weights_dir=weights) as runner, pytest.raises(InputError, match="3"):
+        runner.run(np.zeros((4, 2), np.float32))
