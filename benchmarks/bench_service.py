@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from exatrkx.client import (
 from exatrkx.data import hnl_events_dir
 from exatrkx.io import iter_events
 from exatrkx.serve import ServerConfig, TritonServer, write_repository
+from exatrkx.study.measure import cpu_now, weights_or_random
 
 TRANSPORTS = {"grpc": ("grpc", False), "http": ("http", False), "shm": ("grpc", True)}
 TOLERANCE = 1.25
@@ -64,40 +64,6 @@ class Series:
     @property
     def median(self) -> float:
         return statistics.median(self.total)
-
-
-def group_cpu_s(pgid: int) -> float:
-    """CPU seconds used so far by the processes of a process group (server and stubs)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # field 5 of stat: the process group
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
-def cpu_now(pgid: int) -> float:
-    """Client process plus server group CPU seconds."""
-    return time.process_time() + group_cpu_s(pgid)
-
-
-def weights_or_random(weights: Path | None, scratch: Path) -> Path | None:
-    """The weights to serve; random-init ones when none are given or shipped."""
-    from exatrkx.models import build_models, default_weights_dir, save_models
-
-    if weights is not None or (default_weights_dir() / "metadata.json").is_file():
-        return weights
-    from exatrkx.config import PipelineConfig
-
-    print("note: no trained weights shipped; timing random-init nets (k=16)", file=sys.stderr)
-    cfg = PipelineConfig(max_neighbours=16, radius=0.05)
-    return save_models(build_models(cfg, seed=0), cfg, scratch / "weights")
 
 
 def run_transport(name: str, server: TritonServer, weights: Path | None,

@@ -98,6 +98,9 @@ def train(
     = None,
     pileup: Annotated[float | None, typer.Option(help="Mean pileup of training events.")]
     = None,
+    gnn_epochs: Annotated[int | None, typer.Option(help="Passes of the GNN training.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch threads (1 is faster on a busy "
+                                                     "machine).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress.")] = True,
 ) -> None:
     """Train the embedding, filter and GNN nets and choose radius and cuts."""
@@ -106,7 +109,8 @@ def train(
     if events is not None and events < 1:
         raise InputError(f"--events must be positive, got {events}")
     run_train(out, data=data, quick=quick, progress=progress,
-              overrides={"train_events": events, "seed": seed, "pileup": pileup})
+              overrides={"train_events": events, "seed": seed, "pileup": pileup,
+                         "gnn_epochs": gnn_epochs, "threads": threads})
 
 
 # ---------------------------------------------------------------------------- serve
@@ -200,6 +204,93 @@ def export_perf_data_command(
     sources = event_sources(events)[:max_events]
     path = export_perf_data([read_event(s) for s in sources], out, input_name)
     typer.echo(f"wrote {len(sources)} events to {path}")
+
+
+# ---------------------------------------------------------------------------- study
+
+@app.command()
+@user_errors
+def study(
+    events: Annotated[Path | None, typer.Option(
+        help="Events to time (default: the shared HNL events, else 100 simulated HNL "
+             "events).")] = None,
+    options: Annotated[str, typer.Option(help="Service options to time (0 is always "
+                                              "timed: it is the labels' reference).")]
+    = "0,1,2,3,4,5",
+    concurrency: Annotated[str | None, typer.Option(
+        help="Events in flight of the concurrency scan [default: 1,2,4,8; quick: 1,2].")]
+    = None,
+    out: Annotated[Path, typer.Option(help="Folder of report.md, the plots and "
+                                           "timings.csv.")] = Path("study-out"),
+    url: Annotated[str | None, typer.Option(
+        help="gRPC HOST:PORT of a running server (default: start the embedded one).")]
+    = None,
+    http_url: Annotated[str | None, typer.Option(
+        help="HTTP HOST:PORT of that server (default: its host, port 8000).")] = None,
+    quick: Annotated[bool, typer.Option(help="10 events, 1 repeat, fewer scan points "
+                                             "(about a minute).")] = False,
+    repeats: Annotated[int | None, typer.Option(
+        help="Passes over the events per option [default: 3; quick: 1].")] = None,
+    n_events: Annotated[int | None, typer.Option(
+        help="Time at most this many events [default: 100; quick: 10].")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON "
+                                                          "object, as the last line.")]
+    = False,
+    weights: Annotated[Path | None, typer.Option(
+        help="Weights folder (default: the shipped weights, else random-init nets).")]
+    = None,
+    protocols: Annotated[str, typer.Option(help="Transports: grpc, http, shm (system shared "
+                                                "memory); the first is the headline.")]
+    = "grpc,http,shm",
+    instances: Annotated[str | None, typer.Option(
+        help="Model instances per model to scan [default: 1,2; quick: 1].")] = None,
+    batching_scan: Annotated[bool | None, typer.Option(
+        "--batching-scan/--no-batching-scan",
+        help="Also time a server with dynamic batching [default: on; quick: off].")] = None,
+    perf_analyzer: Annotated[bool, typer.Option(
+        "--perf-analyzer/--no-perf-analyzer", help="Run Triton's perf_analyzer too.")] = True,
+    threads: Annotated[int, typer.Option(help="Torch threads of the client and of every "
+                                              "server model.")] = 1,
+    progress: Annotated[bool, typer.Option(help="Progress bars on stderr.")] = True,
+) -> None:
+    """The timing study: every service option, transports, concurrency, server settings and
+    perf_analyzer; writes report.md, PNG plots and timings.csv, prints a summary."""
+    import json
+
+    from exatrkx.serve import ServerError
+    from exatrkx.study import StudyConfig, quick_config, run_study
+    from exatrkx.study.config import ALL_OPTIONS, parse_int_list, parse_protocols
+    from exatrkx.study.report import jsonable, summary_text, write_report
+
+    settings: dict[str, Any] = {
+        "out": out, "events": events, "url": url, "http_url": http_url,
+        "weights": weights, "threads": threads, "progress": progress,
+        "perf_analyzer": perf_analyzer,
+        "options": parse_int_list(options, "--options", ALL_OPTIONS, minimum=0),
+        "protocols": parse_protocols(protocols)}
+    for key, value in (("concurrency", concurrency), ("instances", instances)):
+        if value is not None:
+            settings[key] = parse_int_list(value, f"--{key}")
+    for key, value in (("repeats", repeats), ("n_events", n_events),
+                       ("batching_scan", batching_scan)):
+        if value is not None:
+            settings[key] = value
+    cfg = quick_config(**settings) if quick else StudyConfig(**settings)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out must be a folder", out)
+    try:
+        result = run_study(cfg, echo=lambda line: typer.echo(line, err=True))
+    except ServerError as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else "the Triton server failed")
+        return
+    try:
+        summary = write_report(result, out)
+    except OSError as exc:
+        raise InputError(f"cannot write the report ({exc.strerror or exc})", out) from None
+    typer.echo(summary_text(summary))
+    typer.echo(f"report: {out / 'report.md'}")
+    if json_out:
+        typer.echo(json.dumps(jsonable(summary)))
 
 
 if __name__ == "__main__":  # pragma: no cover

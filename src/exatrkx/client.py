@@ -32,7 +32,6 @@ import dataclasses
 import itertools
 import os
 import queue
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -105,7 +104,7 @@ class ClientConfig:
         shm_max_hits: events up to this many hits fit the shared-memory regions.
         max_neighbours: edges per hit bound (sizes the edge regions; from the weights).
         embed_dim: embedding width (sizes the EMBEDDING regions).
-        timeout_s: client-side timeout of one request (None: no limit).
+        timeout_s: client-side timeout of one request (None: tritonclient's default).
     """
 
     url: str | None = None
@@ -280,7 +279,11 @@ class Transport:
 
         self._tc = tc
         self._error = InferenceServerException
-        self.client = tc.InferenceServerClient(config.address)
+        if config.protocol == "http" and config.timeout_s:
+            self.client = tc.InferenceServerClient(config.address,
+                                                   network_timeout=config.timeout_s)
+        else:
+            self.client = tc.InferenceServerClient(config.address)
         self.requests: list[RequestTiming] = []
         self._regions: dict[str, _Region] = {}
         self._prefix = f"exatrkx-{os.getpid()}-{next(_REGION_IDS)}"
@@ -471,7 +474,6 @@ class Runner:
         self._all = workers
         for worker in workers:
             self._workers.put(worker)
-        self._lock = threading.Lock()
 
     @property
     def concurrency(self) -> int:

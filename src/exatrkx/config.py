@@ -62,7 +62,7 @@ class GNNConfig:
     in_dim: int = 3
     hidden: int = 32
     steps: int = 8
-    mlp_layers: int = 1
+    mlp_layers: int = 2
     activation: str = "relu"
     edge_norm: bool = False
 

@@ -2,8 +2,59 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+#: Width of :func:`encode_hits`' output: r, cos phi, sin phi, z.
+HIT_DIM = 4
+#: Width of :func:`edge_geometry`'s output: dr, dphi, dz, deta (scaled).
+EDGE_DIM = 4
+
+
+def encode_hits(x: torch.Tensor) -> torch.Tensor:
+    """Hit features as the nets see them, continuous across phi = +-pi.
+
+    ``x`` f32 ``[N, 3]`` = (r/1000, phi/pi, z/1000) -> f32 ``[N, 4]`` =
+    (r/1000, cos phi, sin phi, z/1000).
+    """
+    phi = x[:, 1] * math.pi
+    return torch.stack([x[:, 0], torch.cos(phi), torch.sin(phi), x[:, 2]], dim=1)
+
+
+def orient_edges(x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """Edges ``[2, E]`` turned to point outwards: ``[0]`` is the hit nearer the origin.
+
+    Nearer means smaller ``r**2 + z**2`` (ties: the smaller index), so the orientation
+    depends on the hits only, not on how the edge was written.
+    """
+    d = x[:, 0] * x[:, 0] + x[:, 2] * x[:, 2]
+    a, b = edges[0], edges[1]
+    da, db = d.index_select(0, a), d.index_select(0, b)
+    swap = (db < da) | ((db == da) & (b < a))
+    return torch.stack([torch.where(swap, b, a), torch.where(swap, a, b)])
+
+
+def edge_geometry(x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """Differences along each edge, outer minus inner, scaled to order one for neighbours.
+
+    Args:
+        x: f32 ``[N, 3]`` raw hit features (r/1000, phi/pi, z/1000).
+        edges: i64 ``[2, E]``, oriented by :func:`orient_edges`.
+
+    Returns:
+        f32 ``[E, 4]``: 10 dr, 10 dphi/pi (wrapped into [-1, 1)), 10 dz, deta, with r and z in
+        metres.
+    """
+    eta = torch.asinh(x[:, 2] / x[:, 0].clamp_min(1e-4))
+    a, b = edges[0], edges[1]
+    dr = x[:, 0].index_select(0, b) - x[:, 0].index_select(0, a)
+    dphi = torch.remainder(x[:, 1].index_select(0, b) - x[:, 1].index_select(0, a) + 1.0,
+                           2.0) - 1.0
+    dz = x[:, 2].index_select(0, b) - x[:, 2].index_select(0, a)
+    deta = eta.index_select(0, b) - eta.index_select(0, a)
+    return torch.stack([10.0 * dr, 10.0 * dphi, 10.0 * dz, deta], dim=1)
 
 
 def activation(name: str) -> nn.Module:

@@ -63,13 +63,13 @@ class TrainConfig:
         threads: torch threads while training.
     """
 
-    train_events: int = 240
-    val_events: int = 30
+    train_events: int = 200
+    val_events: int = 20
     seed: int = 910_000
     pileup: float = 0.0
-    embed_epochs: int = 24
+    embed_epochs: int = 12
     filter_epochs: int = 16
-    gnn_epochs: int = 24
+    gnn_epochs: int = 30
     lr: float = 3e-3
     margin: float = 0.1
     random_negatives: int = 4

@@ -8,19 +8,43 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from exatrkx.config import PipelineConfig
-from exatrkx.models import build_models, save_models
+from exatrkx.models import Nets, build_models, save_models
 from exatrkx.serve import RepositoryConfig, ServerConfig, TritonServer, write_repository
 
 #: The test server refuses events above this many hits.
 TEST_MAX_HITS = 4000
 
 
+def tuned_config(nets: Nets, events: list[np.ndarray]) -> PipelineConfig:
+    """Settings under which random-init nets still make tracks: a radius giving a few
+    neighbours per hit and the cuts at the median scores, so every net decides labels."""
+    import dataclasses
+
+    from exatrkx.stages.build import build_edges
+    from exatrkx.stages.embed import embed
+    from exatrkx.stages.filter import filter_edges
+    from exatrkx.stages.gnn import classify_edges
+
+    x = torch.from_numpy(max(events, key=len))
+    emb = embed(nets.embed, x)
+    d = torch.cdist(emb, emb)
+    radius = float(torch.quantile(d[d > 0].flatten()[:200_000], 4.0 / len(x)))
+    cfg = dataclasses.replace(PipelineConfig(), radius=radius, max_neighbours=16)
+    edges = build_edges(emb, cfg.radius, cfg.max_neighbours)
+    _, scores = filter_edges(nets.filter, x, edges, 0.0)
+    cfg = dataclasses.replace(cfg, filter_cut=float(scores.median()))
+    kept, _ = filter_edges(nets.filter, x, edges, cfg.filter_cut)
+    gnn = classify_edges(nets.gnn, x, kept)
+    return dataclasses.replace(cfg, gnn_cut=float(gnn.median()))
+
+
 @pytest.fixture(scope="session")
-def serve_config() -> PipelineConfig:
-    """Pipeline settings of the test weights (small k keeps random-init graphs small)."""
-    return PipelineConfig(radius=0.08, max_neighbours=16)
+def serve_config(events: list[np.ndarray]) -> PipelineConfig:
+    """Pipeline settings of the test weights (see :func:`tuned_config`)."""
+    return tuned_config(build_models(PipelineConfig(), seed=3), events)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from exatrkx.client import ClientConfig, Transport
-from exatrkx.serve import ServerConfig, ServerError, TritonServer, free_port
+from exatrkx.serve import ServerConfig, ServerError, TritonServer, free_ports
+from exatrkx.serve.launcher import _stub_regions
 from exatrkx.serve.repository import write_floor_repository
 
 pytestmark = pytest.mark.server
@@ -44,9 +45,12 @@ def test_start_request_stop_leaves_nothing(tmp_path: Path,
             out = t.infer("identity_ensemble5", {"FEATURES": x}, ["OUTPUT"])
         np.testing.assert_array_equal(out["OUTPUT"], x)
         workdir = server.workdir
+        regions = _stub_regions(pgid)
+        assert regions and all((Path("/dev/shm") / r).exists() for r in regions)
     assert not group_alive(pgid)
     assert find_stubs(str(repo)) == []
     assert not workdir.exists()
+    assert not any((Path("/dev/shm") / r).exists() for r in regions)
 
 
 def test_bad_repository_fails_fast_with_log(tmp_path: Path) -> None:
@@ -77,7 +81,7 @@ def read_until_ready(proc: subprocess.Popen[str], timeout: float = 90) -> list[s
 def test_serve_command_prints_endpoints_and_stops_on_sigterm(
         tmp_path: Path, find_stubs: Callable[[str], list[int]]) -> None:
     repo = write_floor_repository(tmp_path / "floor")
-    ports = [free_port() for _ in range(3)]
+    ports = free_ports(3)
     cmd = [sys.executable, "-m", "exatrkx.cli", "serve", "--repository", str(repo),
            "--grpc-port", str(ports[0]), "--http-port", str(ports[1]),
            "--metrics-port", str(ports[2])]

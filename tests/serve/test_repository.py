@@ -103,7 +103,11 @@ def test_settings_instances_batching_and_validation(tmp_path: Path, weights_dir:
     assert cfgs["gnn"].instance_group[0].kind == mc.ModelInstanceGroup.Kind.KIND_CPU
     assert cfgs["exatrkx_pipeline"].instance_group[0].count == 3
     batched = {n for n, c in cfgs.items() if c.HasField("dynamic_batching")}
-    assert batched == {"embed", "filter"}
+    assert batched == {"embed"}
+    assert cfgs["embed"].max_batch_size == 100_000
+    assert list(cfgs["embed"].input[0].dims) == [3]
+    assert list(cfgs["embed"].output[0].dims) == [8]
+    assert cfgs["filter"].max_batch_size == 0
     assert not (tmp_path / "r-libtorch").exists()
     with pytest.raises(TypeError, match="unknown repository setting"):
         write_repository(tmp_path / "x", weights_dir, instance=2)

@@ -147,3 +147,27 @@ def test_client_errors_are_one_line_remote_errors(server: TritonServer) -> None:
     with Transport(ClientConfig(url=server.grpc_url)) as transport:
         with pytest.raises(RemoteError, match="nosuchmodel"):
             transport.infer("nosuchmodel", {"FEATURES": GOOD}, ["LABELS"])
+
+
+def test_dynamic_batching_of_embed_and_filter_is_exact(
+        tmp_path: Path, weights_dir: Path, events: list[np.ndarray],
+        reference: list[np.ndarray]) -> None:
+    from exatrkx.serve import RepositoryConfig, ServerConfig, write_repository
+
+    repo = write_repository(tmp_path / "batched", weights_dir,
+                            RepositoryConfig(dynamic_batching=True, max_queue_delay_us=20_000,
+                                             libtorch_variant=False))
+    cfg = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=120)
+    results = []
+    with TritonServer(repo, cfg) as srv:
+        for option in (3, 4):
+            with make_runner(option, srv.grpc_url, weights_dir=weights_dir,
+                             concurrency=4) as runner:
+                before = runner.server_statistics()
+                results += runner.run_many(events * 3)
+                after = runner.server_statistics()
+        stats = stats_delta(before, after)
+    for (labels, _), want in zip(results, reference * 6, strict=True):
+        np.testing.assert_array_equal(labels, want)
+    assert stats["embed"].executions < stats["embed"].requests, "requests were batched"
+    assert stats["filter"].executions == stats["filter"].requests

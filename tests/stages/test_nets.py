@@ -8,7 +8,7 @@ from torch import nn
 
 from exatrkx.config import EmbedConfig, FilterConfig, GNNConfig, PipelineConfig
 from exatrkx.models import build_models, script_models
-from exatrkx.nets import mlp
+from exatrkx.nets import EDGE_DIM, HIT_DIM, edge_geometry, encode_hits, mlp, orient_edges
 from exatrkx.stages.embed import EmbeddingNet, embed
 from exatrkx.stages.filter import FilterNet, filter_edges
 from exatrkx.stages.gnn import InteractionGNN, classify_edges
@@ -35,12 +35,37 @@ def test_filter_equals_mlp_on_concatenation() -> None:
     torch.manual_seed(1)
     cfg = FilterConfig(hidden=16, layers=2)
     net = FilterNet(cfg)
-    plain = mlp(6, 16, 1, 2, cfg.activation, cfg.norm)
+    plain = mlp(2 * HIT_DIM + EDGE_DIM, 16, 1, 2, cfg.activation, cfg.norm)
     plain.load_state_dict({k.replace("first.", "0.").replace("rest.", "", 1): v
                            for k, v in _renumber(net.net.state_dict()).items()})
     x, edges = _graph()
-    expect = plain(torch.cat([x[edges[0]], x[edges[1]]], dim=1)).squeeze(-1)
+    inner_outer = orient_edges(x, edges)
+    h = encode_hits(x)
+    expect = plain(torch.cat([h[inner_outer[0]], h[inner_outer[1]],
+                              edge_geometry(x, inner_outer)], dim=1)).squeeze(-1)
     torch.testing.assert_close(net(x, edges), expect)
+
+
+def test_filter_and_gnn_ignore_edge_orientation_and_phi_wrap() -> None:
+    """A pair scores the same written either way, and an event turned by 2 pi is the same."""
+    torch.manual_seed(2)
+    x, edges = _graph()
+    flipped = edges.flip(0)
+    turned = x.clone()
+    turned[:, 1] = torch.where(turned[:, 1] > 0, turned[:, 1] - 2.0, turned[:, 1] + 2.0)
+    for net in (FilterNet(FilterConfig()), InteractionGNN(GNNConfig())):
+        net.eval()
+        with torch.no_grad():
+            ref = net(x, edges)
+            torch.testing.assert_close(net(x, flipped), ref)
+            torch.testing.assert_close(net(turned, edges), ref, atol=1e-5, rtol=1e-4)
+
+
+def test_orient_edges_points_outwards() -> None:
+    x = torch.tensor([[0.1, 0.0, 0.0], [0.3, 0.0, 0.1], [0.2, 0.5, -0.1]])
+    edges = torch.tensor([[0, 2, 1], [1, 0, 2]])
+    out = orient_edges(x, edges)
+    assert out.tolist() == [[0, 0, 2], [1, 2, 1]]
 
 
 def _renumber(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -10,7 +10,13 @@
 
 from __future__ import annotations
 
-from exatrkx.serve.launcher import ServerConfig, ServerError, TritonServer, free_port
+from exatrkx.serve.launcher import (
+    ServerConfig,
+    ServerError,
+    TritonServer,
+    free_port,
+    free_ports,
+)
 from exatrkx.serve.repository import (
     DEFAULT_MAX_HITS,
     ENSEMBLE_MODEL,
@@ -37,6 +43,7 @@ __all__ = [
     "ServerError",
     "TritonServer",
     "free_port",
+    "free_ports",
     "is_repository",
     "parse_config",
     "write_floor_repository",

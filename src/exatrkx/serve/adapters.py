@@ -225,20 +225,6 @@ class FilterModel(_Adapter):
         kept, _ = self.stage(self.net, tensors[0], tensors[1], self.config.filter_cut)
         return [("EDGES_KEPT", kept)]
 
-    def run_batch(self, batch: list[list[torch.Tensor]]) -> list[list[tuple[str, torch.Tensor]]]:
-        offsets, n = [], 0
-        for features, _ in batch:
-            offsets.append(n)
-            n += int(features.shape[0])
-        features = torch.cat([t[0] for t in batch])
-        edges = torch.cat([t[1] + off for t, off in zip(batch, offsets, strict=True)], dim=1)
-        kept, scores = self.stage(self.net, features, edges, self.config.filter_cut)
-        keep = scores > self.config.filter_cut
-        counts = [int(part.sum()) for part in torch.split(keep, [int(t[1].shape[1])
-                                                                 for t in batch])]
-        return [[("EDGES_KEPT", part - off)]
-                for part, off in zip(torch.split(kept, counts, dim=1), offsets, strict=True)]
-
 
 class GNNModel(_Adapter):
     """``gnn``: FEATURES, EDGES_KEPT -> SCORES."""

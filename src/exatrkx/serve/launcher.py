@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from exatrkx.errors import InputError
+from exatrkx.serve.repository import RepositoryConfig
 
 
 class ServerError(RuntimeError):
@@ -59,11 +60,20 @@ class ServerConfig:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` different TCP ports that are free right now on ``host``."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))  # held open until all are chosen: no duplicates
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free right now on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)[0]
 
 
 def _pytriton_root() -> Path:
@@ -114,6 +124,31 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _stub_regions(pgid: int) -> list[str]:
+    """Shared-memory regions of the backend stubs in a process group (from their command
+    lines: the stub is started with its region's name)."""
+    regions = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, ProcessLookupError):
+            continue
+        regions += [a for a in args if re.fullmatch(r"triton_python_backend_shm_region_[\w-]+", a)]
+    return regions
+
+
 class TritonServer:
     """A running ``tritonserver`` serving one model repository (a context manager).
 
@@ -135,9 +170,11 @@ class TritonServer:
             raise InputError("model repository folder does not exist", self.repository)
         cfg = config or ServerConfig()
         self.host = cfg.host
-        self.grpc_port = cfg.grpc_port or free_port(cfg.host)
-        self.http_port = cfg.http_port or free_port(cfg.host)
-        self.metrics_port = cfg.metrics_port or free_port(cfg.host)
+        bind = "0.0.0.0" if cfg.host in ("0.0.0.0", "") else cfg.host
+        spare = free_ports(3, bind)
+        self.grpc_port = cfg.grpc_port or spare[0]
+        self.http_port = cfg.http_port or spare[1]
+        self.metrics_port = cfg.metrics_port or spare[2]
         self.config = cfg
         self._own_workdir = workdir is None
         self.workdir = (Path(workdir) if workdir
@@ -286,6 +323,7 @@ class TritonServer:
             return
         timeout = self.config.exit_timeout + 5.0 if timeout is None else timeout
         pgid = proc.pid
+        regions = _stub_regions(pgid)
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -299,6 +337,13 @@ class TritonServer:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
         self._proc = None
+        # a killed stub cannot unlink its shared-memory region; do it for it
+        deadline = time.monotonic() + 5.0
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for region in regions:
+            with contextlib.suppress(OSError):
+                (Path("/dev/shm") / region).unlink()
 
     def cleanup(self) -> None:
         """Stop and remove the scratch folder when this object made it."""
@@ -330,7 +375,7 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def serve_forever(repository: str | Path | None, weights_dir: str | Path | None,
-                  server_config: ServerConfig, repo_config: object | None = None,
+                  server_config: ServerConfig, repo_config: RepositoryConfig | None = None,
                   echo: Callable[[str], None] = print) -> int:
     """Run the server in the foreground until SIGINT/SIGTERM; returns the exit code.
 
@@ -340,13 +385,13 @@ def serve_forever(repository: str | Path | None, weights_dir: str | Path | None,
     Raises:
         InputError: a port is taken; ServerError: the server failed to start or died.
     """
-    from exatrkx.serve.repository import RepositoryConfig, repository_models, write_repository
+    from exatrkx.serve.repository import repository_models, write_repository
 
     for name, port in (("gRPC", server_config.grpc_port), ("HTTP", server_config.http_port),
                        ("metrics", server_config.metrics_port)):
         if port and port_in_use(server_config.host, port):
             raise InputError(f"{name} port {port} is already in use on {server_config.host}")
-    settings = repo_config if isinstance(repo_config, RepositoryConfig) else RepositoryConfig()
+    settings = repo_config or RepositoryConfig()
     scratch: Path | None = None
     if repository is None:
         scratch = Path(tempfile.mkdtemp(prefix="exatrkx-repo-"))

@@ -16,10 +16,13 @@ With ``libtorch_variant`` a second folder (``<dir>-libtorch`` unless told otherw
 three nets as ``platform: "pytorch_libtorch"`` models (``INPUT__0``.. / ``OUTPUT__0``) for full
 Triton installs, which have the libtorch backend this wheel's server lacks.
 
-Batching: events have different numbers of hits and edges, so no stage has a batch dimension
-(``max_batch_size: 0``). With ``dynamic_batching`` the embed and filter models (per-hit and
-per-edge nets, where concatenating events is exact) get a dynamic batcher; their adapters
-then run all requests of one ``execute`` call as one concatenated tensor and split the results.
+Batching: events have different numbers of hits and edges, so by default no model has a
+batch dimension (``max_batch_size: 0``; Triton's dynamic batcher never combines requests of
+such a model). With ``dynamic_batching`` the embed model, whose work is per hit, takes the
+hits as its batch dimension (``max_batch_size: max_hits``, FEATURES dims ``[3]``): Triton
+then hands it several events at once and its adapter runs them as one concatenated tensor,
+which is exact. The other stages cannot: their edge tensors are ``[2, E]`` (the batch would be
+the second dimension) and the build, GNN and labelling results depend on the whole event.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ IDENTITY_MODEL = "identity"
 IDENTITY_ENSEMBLE_MODEL = "identity_ensemble5"
 #: The nets served by the Python stage models and as libtorch models.
 NET_MODELS = ("embed", "filter", "gnn")
+#: Models that can use Triton's dynamic batcher (per-hit work, hits as the batch dimension).
+BATCHED_MODELS = ("embed",)
 #: Parameter key holding the JSON settings of an adapter.
 CONFIG_PARAMETER = "exatrkx_config"
 #: Default refusal limit on hits per event (requests above it are answered with an error).
@@ -75,7 +80,7 @@ class RepositoryConfig:
     Attributes:
         instances: model instances (stub processes) per model.
         instances_per_model: overrides of ``instances`` by model name.
-        dynamic_batching: dynamic batcher on embed and filter (see the module docstring).
+        dynamic_batching: dynamic batcher on embed (see the module docstring).
         max_queue_delay_us: the batcher's wait for more requests.
         max_hits: events with more hits are refused before any work is done.
         device: ``"cpu"`` or ``"cuda"`` (instance kind and where the adapters compute).
@@ -153,7 +158,11 @@ def python_model_config(name: str, embed_dim: int, settings: RepositoryConfig,
     group.count = settings.count(name)
     group.kind = (mc.ModelInstanceGroup.Kind.KIND_GPU if settings.device == "cuda"
                   else mc.ModelInstanceGroup.Kind.KIND_CPU)
-    if settings.dynamic_batching and name in ("embed", "filter"):
+    if settings.dynamic_batching and name in BATCHED_MODELS:
+        # hits are the batch dimension: requests of several events are concatenated
+        cfg.max_batch_size = settings.max_hits
+        for tensor in [*cfg.input, *cfg.output]:
+            del tensor.dims[0]
         cfg.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
     cfg.parameters[CONFIG_PARAMETER].string_value = json.dumps(adapter_config, sort_keys=True)
     if settings.device == "cuda":
@@ -310,7 +319,7 @@ def write_repository(directory: str | Path, weights_dir: str | Path | None = Non
             files[f"{name}.ts"] = nets[name]
         if name == PIPELINE_MODEL:
             files.update({f"{net}.ts": nets[net] for net in NET_MODELS})
-        batched = cfg.dynamic_batching and name in ("embed", "filter")
+        batched = cfg.dynamic_batching and name in BATCHED_MODELS
         _write_model(repo, python_model_config(name, embed_dim, cfg,
                                                {**adapter_config, "batched": batched}), files)
     _write_model(repo, ensemble_config(embed_dim))

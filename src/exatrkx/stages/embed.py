@@ -7,11 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from exatrkx.config import EmbedConfig
-from exatrkx.nets import mlp
+from exatrkx.nets import HIT_DIM, encode_hits, mlp
 
 
 class EmbeddingNet(nn.Module):
-    """MLP ``in_dim -> hidden x layers -> out_dim``, optionally L2-normalised.
+    """MLP on the encoded hit (:func:`~exatrkx.nets.encode_hits`: r, cos phi, sin phi, z)
+    ``-> hidden x layers -> out_dim``, optionally L2-normalised.
 
     With ``config.normalize`` (the default) every output lies on the unit sphere, so the
     build radius is a chord length in ``[0, 2]``; training uses a hinge loss on pairwise
@@ -22,11 +23,11 @@ class EmbeddingNet(nn.Module):
         super().__init__()
         cfg = config or EmbedConfig()
         self.normalize = bool(cfg.normalize)
-        self.net = mlp(cfg.in_dim, cfg.hidden, cfg.out_dim, cfg.layers, cfg.activation)
+        self.net = mlp(HIT_DIM, cfg.hidden, cfg.out_dim, cfg.layers, cfg.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` f32 ``[N, in_dim]`` -> f32 ``[N, out_dim]``."""
-        out = self.net(x)
+        """``x`` f32 ``[N, 3]`` -> f32 ``[N, out_dim]``."""
+        out = self.net(encode_hits(x))
         if self.normalize:
             out = F.normalize(out, p=2.0, dim=1)
         return out

@@ -6,14 +6,27 @@ import torch
 from torch import nn
 
 from exatrkx.config import FilterConfig
-from exatrkx.nets import PairMLP, pair_slots
+from exatrkx.nets import (
+    EDGE_DIM,
+    HIT_DIM,
+    PairMLP,
+    edge_geometry,
+    encode_hits,
+    orient_edges,
+    pair_slots,
+)
 
 #: Edges scored per forward call; bounds the memory of huge graphs.
 DEFAULT_CHUNK = 1 << 18
 
 
 class FilterNet(nn.Module):
-    """MLP on ``[x_src, x_dst]`` (``2 * in_dim`` inputs) -> one logit per edge.
+    """MLP on ``[h_inner, h_outer, geometry]`` -> one logit per edge.
+
+    ``h`` is :func:`~exatrkx.nets.encode_hits` of each end (phi as cos and sin), the edge
+    oriented outwards (:func:`~exatrkx.nets.orient_edges`) and ``geometry`` its
+    :func:`~exatrkx.nets.edge_geometry` (dr, dphi, dz, deta), so the score does not depend
+    on how the edge is written nor jump at phi = +-pi.
 
     Hidden blocks are Linear(+LayerNorm)+activation (see :class:`FilterConfig`). The first
     Linear is applied per hit before the gather (same result, less work; see
@@ -23,12 +36,15 @@ class FilterNet(nn.Module):
     def __init__(self, config: FilterConfig | None = None) -> None:
         super().__init__()
         cfg = config or FilterConfig()
-        self.net = PairMLP(cfg.in_dim, 0, cfg.hidden, 1, cfg.layers, cfg.activation, cfg.norm)
+        self.net = PairMLP(HIT_DIM, EDGE_DIM, cfg.hidden, 1, cfg.layers, cfg.activation,
+                           cfg.norm)
 
     def forward(self, x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-        """``x`` f32 ``[N, in_dim]``, ``edges`` i64 ``[2, E]`` -> logits f32 ``[E]``."""
+        """``x`` f32 ``[N, 3]``, ``edges`` i64 ``[2, E]`` -> logits f32 ``[E]``."""
+        edges = orient_edges(x, edges)
         slot_src, slot_dst = pair_slots(edges)
-        return self.net(x, slot_src, slot_dst, None).squeeze(-1)
+        return self.net(encode_hits(x), slot_src, slot_dst,
+                        edge_geometry(x, edges)).squeeze(-1)
 
 
 def filter_edges(model: nn.Module, features: torch.Tensor, edges: torch.Tensor, cut: float,

@@ -6,14 +6,26 @@ import torch
 from torch import nn
 
 from exatrkx.config import GNNConfig
-from exatrkx.nets import PairMLP, mlp, pair_slots
+from exatrkx.nets import (
+    EDGE_DIM,
+    HIT_DIM,
+    PairMLP,
+    edge_geometry,
+    encode_hits,
+    mlp,
+    orient_edges,
+    pair_slots,
+)
 
 
 class InteractionGNN(nn.Module):
     """Interaction-network edge classifier.
 
-    - node encoder: MLP on the hit features -> ``h`` ``[N, H]``;
-    - edge encoder: MLP on ``[x_src, x_dst]`` -> ``e`` ``[E, H]``;
+    - node encoder: MLP on the encoded hit features (:func:`~exatrkx.nets.encode_hits`,
+      phi as cos and sin) -> ``h`` ``[N, H]``;
+    - edge encoder: MLP on ``[x_inner, x_outer, geometry]`` -> ``e`` ``[E, H]``, the edge
+      oriented outwards (:func:`~exatrkx.nets.orient_edges`) and ``geometry`` its
+      :func:`~exatrkx.nets.edge_geometry`;
     - ``steps`` iterations (shared weights) of
       ``e += edge_net([h_src, h_dst, e])`` and
       ``h += node_net([h, sum of e over edges into the hit, sum over edges out of it])``
@@ -32,21 +44,24 @@ class InteractionGNN(nn.Module):
         hid, nl, act, en = cfg.hidden, cfg.mlp_layers, cfg.activation, cfg.edge_norm
         self.steps = int(cfg.steps)
         self.hidden = int(hid)
-        self.node_encoder = mlp(cfg.in_dim, hid, hid, nl, act, norm=True, out_act=True)
-        self.edge_encoder = PairMLP(cfg.in_dim, 0, hid, hid, nl, act, norm=en, out_act=True)
+        self.node_encoder = mlp(HIT_DIM, hid, hid, nl, act, norm=True, out_act=True)
+        self.edge_encoder = PairMLP(HIT_DIM, EDGE_DIM, hid, hid, nl, act, norm=en,
+                                    out_act=True)
         self.edge_net = PairMLP(hid, hid, hid, hid, nl, act, norm=en)
         self.node_net = mlp(3 * hid, hid, hid, nl, act, norm=True)
         self.output = PairMLP(hid, hid, hid, 1, nl, act, norm=en)
 
     def forward(self, x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-        """``x`` f32 ``[N, in_dim]``, ``edges`` i64 ``[2, E]`` -> logits f32 ``[E]``."""
+        """``x`` f32 ``[N, 3]``, ``edges`` i64 ``[2, E]`` -> logits f32 ``[E]``."""
         n = x.shape[0]
+        edges = orient_edges(x, edges)
         slot_src, slot_dst = pair_slots(edges)
         # rows of the [2N, H] message sum: 2v = into hit v (v is the dst), 2v + 1 = out of
         # it (v is the src); viewed as [N, 2H] it is [incoming, outgoing] per hit
         into, out_of = 2 * edges[1], 2 * edges[0] + 1
-        h = self.node_encoder(x)
-        e = self.edge_encoder(x, slot_src, slot_dst, None)
+        hits = encode_hits(x)
+        h = self.node_encoder(hits)
+        e = self.edge_encoder(hits, slot_src, slot_dst, edge_geometry(x, edges))
         for _ in range(self.steps):
             e = e + self.edge_net(h, slot_src, slot_dst, e)
             agg = torch.zeros(2 * n, self.hidden, dtype=e.dtype, device=e.device)

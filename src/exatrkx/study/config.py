@@ -1,0 +1,154 @@
+"""Settings of the timing study and the parsing of its command-line lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from exatrkx.errors import InputError
+
+#: Service options (see :mod:`exatrkx.client`).
+ALL_OPTIONS = (0, 1, 2, 3, 4, 5)
+#: Transport name -> (protocol, system shared memory).
+TRANSPORTS: dict[str, tuple[str, bool]] = {"grpc": ("grpc", False), "http": ("http", False),
+                                           "shm": ("grpc", True)}
+#: Options of the concurrency scan: local multithreaded option 0 against the one-request ones.
+SCAN_OPTIONS = (0, 4, 5)
+#: Remote options timed in the model-instance and dynamic-batching scans.
+SERVER_SCAN_OPTIONS = (1, 3, 4, 5)
+#: Models perf_analyzer is run against.
+PERF_MODELS = ("exatrkx", "exatrkx_pipeline")
+
+
+def parse_int_list(text: str, what: str, allowed: tuple[int, ...] | None = None,
+                   minimum: int = 1) -> tuple[int, ...]:
+    """``"1,2,4"`` -> ``(1, 2, 4)``: sorted, without duplicates.
+
+    Raises:
+        InputError: empty, not integers, below ``minimum`` or outside ``allowed``.
+    """
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise InputError(f"{what}: give a comma-separated list, got {text!r}")
+    values = []
+    for part in parts:
+        try:
+            value = int(part)
+        except ValueError:
+            raise InputError(f"{what}: {part!r} is not an integer") from None
+        if allowed is not None and value not in allowed:
+            raise InputError(f"{what}: unknown value {value} (choose from "
+                             f"{','.join(map(str, allowed))})")
+        if value < minimum:
+            raise InputError(f"{what}: values must be >= {minimum}, got {value}")
+        values.append(value)
+    return tuple(sorted(set(values)))
+
+
+def parse_protocols(text: str) -> tuple[str, ...]:
+    """``"grpc,http,shm"`` -> names of :data:`TRANSPORTS` in the given order.
+
+    Raises:
+        InputError: empty or an unknown name.
+    """
+    names = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not names:
+        raise InputError(f"--protocols: give a comma-separated list, got {text!r}")
+    for name in names:
+        if name not in TRANSPORTS:
+            raise InputError(f"--protocols: unknown transport {name!r} (choose from "
+                             f"{','.join(TRANSPORTS)})")
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What the study measures and where it writes.
+
+    Attributes:
+        out: folder of ``report.md``, the PNG plots and ``timings.csv``.
+        events: events to time (None: the shared HNL events, else simulated HNL events).
+        n_events: at most this many events.
+        options: service options timed in the main run (0 is always added: the reference).
+        concurrency: in-flight levels of the concurrency scan.
+        protocols: transports of the main run (keys of :data:`TRANSPORTS`); the first one is
+            the study's headline transport.
+        repeats: passes over the events per option in the main run.
+        warmup: warm-up events per runner before anything is timed.
+        url: an external server's gRPC ``host:port`` (None: start the embedded server).
+        http_url: the external server's HTTP ``host:port`` (None: same host, port 8000).
+        weights: weights folder (None: the shipped ones, else random-init nets).
+        instances: model instances per model to scan (embedded server only).
+        batching_scan: also time the remote options with dynamic batching on.
+        perf_analyzer: run Triton's perf_analyzer against the whole-event models.
+        perf_concurrency: perf_analyzer's concurrency levels.
+        perf_interval_ms: perf_analyzer's measurement window.
+        threads: torch intra-op threads of the client and of every server model.
+        seed: seed of simulated events (when the shared ones are absent).
+        progress: progress bars on stderr.
+        quick: the CI variant (for the report's wording only).
+    """
+
+    out: Path = Path("study-out")
+    events: Path | None = None
+    n_events: int = 100
+    options: tuple[int, ...] = ALL_OPTIONS
+    concurrency: tuple[int, ...] = (1, 2, 4, 8)
+    protocols: tuple[str, ...] = ("grpc", "http", "shm")
+    repeats: int = 3
+    warmup: int = 3
+    url: str | None = None
+    http_url: str | None = None
+    weights: Path | None = None
+    instances: tuple[int, ...] = (1, 2)
+    batching_scan: bool = True
+    perf_analyzer: bool = True
+    perf_concurrency: tuple[int, ...] = (1, 2, 4)
+    perf_interval_ms: int = 1000
+    threads: int = 1
+    seed: int = 1
+    progress: bool = True
+    quick: bool = False
+
+    def __post_init__(self) -> None:
+        if self.n_events < 1:
+            raise InputError(f"--n-events must be >= 1, got {self.n_events}")
+        if self.repeats < 1:
+            raise InputError(f"--repeats must be >= 1, got {self.repeats}")
+        if self.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {self.threads}")
+        for name, values in (("options", self.options), ("concurrency", self.concurrency),
+                             ("protocols", self.protocols), ("instances", self.instances)):
+            if not values:
+                raise InputError(f"--{name}: empty list")
+        bad = sorted(set(self.options) - set(ALL_OPTIONS))
+        if bad:
+            raise InputError(f"--options: unknown option {bad[0]} (choose from 0-5)")
+        if min(self.concurrency) < 1 or min(self.instances) < 1:
+            raise InputError("concurrency levels and instance counts must be >= 1")
+        unknown = sorted(set(self.protocols) - set(TRANSPORTS))
+        if unknown:
+            raise InputError(f"--protocols: unknown transport {unknown[0]!r}")
+        if self.events is not None and not self.events.exists() and not (
+                self.events.parent / f"{self.events.name}-hits.csv").exists():
+            raise InputError("no such file, directory or event prefix", self.events)
+
+    @property
+    def timed_options(self) -> tuple[int, ...]:
+        """The options of the main run, option 0 (the labels' reference) first."""
+        return tuple(sorted({0, *self.options}))
+
+    @property
+    def embedded(self) -> bool:
+        """True when the study starts its own server."""
+        return self.url is None
+
+
+def quick_config(**overrides: object) -> StudyConfig:
+    """The ``--quick`` settings (about a minute): 10 events, one repeat, fewer scan points."""
+    values: dict[str, object] = {"n_events": 10, "repeats": 1, "warmup": 1,
+                                 "concurrency": (1, 2), "instances": (1,),
+                                 "batching_scan": False, "perf_concurrency": (1, 2),
+                                 "perf_interval_ms": 300, "quick": True}
+    values.update(overrides)
+    return StudyConfig(**values)  # type: ignore[arg-type]
