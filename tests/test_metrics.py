@@ -78,6 +78,7 @@ def test_track_metrics() -> None:
     s = summarize([m])
     assert s["track_efficiency"] == pytest.approx(2 / 3)
     assert s["fake_rate"] == pytest.approx(1 / 4)
+    assert s["fake_rate_majority"] == 0.0  # track 2 has a majority particle, too few of its hits
     assert s["duplicate_rate"] == 0.0
     assert s["track_efficiency_displaced"] == 0.0
     # matched intersections: A 5 hits, C 5, D 6 (weight 1 each); total weight 27

@@ -24,7 +24,9 @@ Definitions:
   reconstructable particles; ``track_efficiency_displaced`` the same for those produced at
   transverse radius > ``displaced_r`` (10 mm).
 - **candidate tracks**: tracks with ``>= min_track_hits`` (5) hits. **Fake rate** =
-  candidate tracks matching no particle / candidate tracks.
+  candidate tracks matching no particle (double majority) / candidate tracks; a piece of
+  a particle split in two counts as fake here. ``fake_rate_majority`` is the looser
+  convention of ACTS: candidate tracks in which no real particle has > 50% of the hits.
 - **duplicate rate**: double majority cannot match two tracks to one particle, so
   duplicates are counted with the track majority alone: among candidate tracks whose
   majority (> 50%) particle is a real one, those beyond the first of each particle /
@@ -258,6 +260,9 @@ def summarize(events: Sequence[EventMetrics], config: MetricsConfig | None = Non
         "track_efficiency_displaced": _ratio(tot.get("matched_displaced", 0),
                                              tot.get("displaced", 0)),
         "fake_rate": _ratio(tot.get("fake_tracks", 0), tot.get("candidate_tracks", 0)),
+        "fake_rate_majority": _ratio(tot.get("candidate_tracks", 0)
+                                     - tot.get("majority_tracks", 0),
+                                     tot.get("candidate_tracks", 0)),
         "duplicate_rate": _ratio(tot.get("duplicate_tracks", 0), tot.get("majority_tracks", 0)),
         "trackml_score": _ratio(sum(e.trackml_weight[0] for e in events),
                                 sum(e.trackml_weight[1] for e in events)),

@@ -32,7 +32,7 @@ from exatrkx.stages.build import build_edges
 from exatrkx.stages.embed import embed
 from exatrkx.stages.filter import filter_edges
 from exatrkx.stages.gnn import classify_edges
-from exatrkx.stages.label import label_hits
+from exatrkx.stages.label import label_event
 
 STAGE_NAMES = ("embed", "build", "filter", "gnn", "label")
 Tensor = torch.Tensor
@@ -61,8 +61,9 @@ def _filter_kept(model: nn.Module, cut: float, features: Tensor, edges: Tensor) 
     return filter_edges(model, features, edges, cut)[0]
 
 
-def _label(cut: float, features: Tensor, edges: Tensor, scores: Tensor) -> Tensor:
-    return label_hits(features.shape[0], edges, scores, cut)
+def _label(cut: float, method: str, features: Tensor, edges: Tensor, scores: Tensor
+           ) -> Tensor:
+    return label_event(features, edges, scores, cut, method)
 
 
 def local_stages(nets: Nets, config: PipelineConfig, device: torch.device | str = "cpu",
@@ -75,7 +76,7 @@ def local_stages(nets: Nets, config: PipelineConfig, device: torch.device | str 
                                 max_neighbours=config.max_neighbours, backend=frnn_backend),
         filter=functools.partial(_filter_kept, nets.filter, config.filter_cut),
         gnn=functools.partial(classify_edges, nets.gnn),
-        label=functools.partial(_label, config.gnn_cut),
+        label=functools.partial(_label, config.gnn_cut, config.label_method),
     )
 
 
@@ -222,7 +223,8 @@ class ReconstructReport:
 
 
 METRIC_KEYS = ("track_efficiency", "fake_rate", "duplicate_rate", "edge_efficiency",
-               "edge_purity", "track_efficiency_displaced", "trackml_score")
+               "edge_purity", "track_efficiency_displaced", "fake_rate_majority",
+               "trackml_score")
 
 
 def _jsonable(value: Any) -> Any:

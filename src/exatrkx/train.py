@@ -288,11 +288,12 @@ def choose_filter_cut(nets: Nets, cfg: PipelineConfig, samples: Sequence[Sample]
 
 
 def choose_gnn_cut(nets: Nets, cfg: PipelineConfig, events: Sequence[Event],
-                   cuts: Sequence[float] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+                   cuts: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
                    ) -> tuple[float, dict[str, Any]]:
     """Scan the GNN cut on validation events; best by efficiency - fake - duplicate rate."""
     from exatrkx.metrics import evaluate_event, gnn_edges, summarize
     from exatrkx.pipeline import pipeline_from_nets
+    from exatrkx.stages.label import label_event
 
     runs = [pipeline_from_nets(nets, cfg, scripted=False, num_threads=None)
             .run(e.features, keep_graph=True) for e in events]
@@ -301,12 +302,11 @@ def choose_gnn_cut(nets: Nets, cfg: PipelineConfig, events: Sequence[Event],
         per_event = []
         for event, res in zip(events, runs, strict=True):
             kept, scores = res.graph["filter_edges"], res.graph["gnn_scores"]
-            from exatrkx.stages.label import components
-
-            final = gnn_edges(kept, scores, cut)
-            labels = components(event.num_hits, final[0], final[1])
+            labels = label_event(torch.from_numpy(event.features), torch.from_numpy(kept),
+                                 torch.from_numpy(scores), cut, cfg.label_method).numpy()
             per_event.append(evaluate_event(event, labels, {
-                "build": res.graph["build_edges"], "filter": kept, "gnn": final}))
+                "build": res.graph["build_edges"], "filter": kept,
+                "gnn": gnn_edges(kept, scores, cut)}))
         summary = summarize(per_event)
         score = (summary["track_efficiency"] - summary["fake_rate"]
                  - summary["duplicate_rate"])

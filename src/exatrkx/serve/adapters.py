@@ -245,14 +245,14 @@ class GNNModel(_Adapter):
 
 
 class LabelModel(_Adapter):
-    """``label``: FEATURES, EDGES_KEPT, SCORES -> LABELS (connected components)."""
+    """``label``: FEATURES, EDGES_KEPT, SCORES -> LABELS (:func:`label_event`)."""
 
     inputs = ("FEATURES", "EDGES_KEPT", "SCORES")
 
     def setup(self) -> None:
-        from exatrkx.stages.label import label_hits
+        from exatrkx.stages.label import label_event
 
-        self.stage = label_hits
+        self.stage = label_event
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         features, edges, scores = tensors
@@ -264,7 +264,8 @@ class LabelModel(_Adapter):
         if int(scores.shape[0]) != int(edges.shape[1]):
             raise InputError(f"SCORES has {int(scores.shape[0])} values for "
                              f"{int(edges.shape[1])} edges")
-        return [("LABELS", self.stage(n, edges, scores, self.config.gnn_cut))]
+        return [("LABELS", self.stage(features, edges, scores, self.config.gnn_cut,
+                                      self.config.label_method))]
 
 
 class PipelineModel(_Adapter):

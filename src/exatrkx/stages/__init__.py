@@ -9,7 +9,7 @@ embed     ``embed(model, features)``                       [N, 3] f32 -> [N, D] 
 build     ``build_edges(embedding, radius, k, backend)``   [N, D] f32 -> [2, E] i64
 filter    ``filter_edges(model, features, edges, cut)``    -> kept [2, E'] i64, scores [E]
 gnn       ``classify_edges(model, features, edges)``       -> scores [E'] f32 in [0, 1]
-label     ``label_hits(num_hits, edges, scores, cut)``     -> labels [N] i64, -1 = no track
+label     ``label_event(features, edges, scores, cut)``    -> labels [N] i64, -1 = no track
 ========  ==============================================  ===============================
 
 Edges are canonical: ``edges[0] > edges[1]``, no self loops, no duplicates, sorted.

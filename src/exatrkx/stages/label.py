@@ -1,4 +1,15 @@
-"""Stage 5: track labels = connected components of the edges the GNN keeps."""
+"""Stage 5: track labels from the edges the GNN keeps.
+
+Two methods (``PipelineConfig.label_method``):
+
+- ``"components"``: connected components of the edges scoring above the cut.
+- ``"best_edges"`` (default): first, at every hit, the edges are oriented outwards
+  (:func:`~exatrkx.nets.orient_edges`) and an edge is kept only if it is the best-scoring
+  edge leaving its inner hit or the best-scoring edge entering its outer hit; then connected
+  components. A single wrong edge between two tracks loses to the true edges at both of
+  its ends and no longer merges the tracks, while a track's own chain survives (each of its
+  links is the best at one end at least).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +17,10 @@ import numpy as np
 import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from exatrkx.nets import orient_edges
+
+LABEL_METHODS = ("best_edges", "components")
 
 
 def components(num_hits: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -52,4 +67,53 @@ def label_hits(num_hits: int, edges: torch.Tensor, scores: torch.Tensor,
     keep = (scores > cut).cpu().numpy()
     e = edges.detach().cpu().numpy()[:, keep]
     labels = components(int(num_hits), e[0], e[1])
+    return torch.from_numpy(labels).to(edges.device)
+
+
+def _best_per_hit(hit: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """bool ``[E]``: the edge is the best-scoring one of its ``hit`` (ties: the first)."""
+    order = np.lexsort((-scores, hit))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = hit[order][1:] != hit[order][:-1]
+    best = np.zeros(scores.size, dtype=bool)
+    best[order[first]] = True
+    return best
+
+
+def best_edges(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tensor
+               ) -> torch.Tensor:
+    """bool ``[E]``: best edge leaving its inner hit or entering its outer hit.
+
+    Args:
+        features: f32 ``[N, 3]`` (for the orientation).
+        edges: i64 ``[2, E]``.
+        scores: f32 ``[E]``.
+    """
+    if edges.shape[1] == 0:
+        return torch.zeros(0, dtype=torch.bool, device=edges.device)
+    oriented = orient_edges(features, edges).cpu().numpy()
+    sc = scores.detach().cpu().numpy()
+    keep = _best_per_hit(oriented[0], sc) | _best_per_hit(oriented[1], sc)
+    return torch.from_numpy(keep).to(edges.device)
+
+
+def label_event(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tensor,
+                cut: float, method: str = "best_edges") -> torch.Tensor:
+    """The label stage: track of each hit, ``[N]`` i64, -1 = in no track.
+
+    Args:
+        features: f32 ``[N, 3]``.
+        edges: i64 ``[2, E]`` (the filter's kept edges).
+        scores: f32 ``[E]`` GNN scores.
+        cut: keep edges scoring above this.
+        method: ``"best_edges"`` or ``"components"`` (see the module docstring).
+    """
+    if method not in LABEL_METHODS:
+        raise ValueError(f"unknown label method {method!r} ({', '.join(LABEL_METHODS)})")
+    keep = scores > cut
+    edges, scores = edges[:, keep], scores[keep]
+    if method == "best_edges":
+        edges = edges[:, best_edges(features, edges, scores)]
+    e = edges.detach().cpu().numpy()
+    labels = components(int(features.shape[0]), e[0], e[1])
     return torch.from_numpy(labels).to(edges.device)
