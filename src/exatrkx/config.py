@@ -76,8 +76,9 @@ class PipelineConfig:
         max_neighbours: at most this many neighbours per hit (the nearest ones).
         filter_cut: keep edges whose filter score (sigmoid) is above this.
         gnn_cut: keep edges whose GNN score (sigmoid) is above this for labelling.
-        label_method: ``"best_edges"`` (resolve junctions, then connected components) or
-            ``"components"`` (connected components only); see :mod:`exatrkx.stages.label`.
+        label_method: ``"best_outer"``, ``"best_inner"`` (every hit keeps its best edge
+            outwards / inwards, then connected components) or ``"components"``; see
+            :mod:`exatrkx.stages.label`.
     """
 
     embed: EmbedConfig = field(default_factory=EmbedConfig)
@@ -87,7 +88,7 @@ class PipelineConfig:
     max_neighbours: int = 64
     filter_cut: float = 0.2
     gnn_cut: float = 0.5
-    label_method: str = "best_edges"
+    label_method: str = "best_outer"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,8 +10,9 @@ The recipe, stage by stage (each trained on the output of the one before):
 2. **filter**: binary cross-entropy on the build's edges, class-balanced with
    ``pos_weight = #false / #true``; an edge is true when both hits belong to the same
    particle (noise never). The cut keeps ``target_filter_efficiency`` of the truth pairs.
-3. **gnn**: the same loss and truth on the filtered graphs. Its cut is scanned on the
-   validation events for the best track efficiency with fake and duplicate rates.
+3. **gnn**: the same loss and truth on the filtered graphs. The label method and the GNN
+   cut are scanned on the validation events for the best track efficiency less the fake
+   and duplicate rates.
 
 Every event is also used phi-rotated by a random angle (the detector is symmetric in phi).
 """
@@ -37,6 +38,7 @@ from exatrkx.io import Event
 from exatrkx.models import Nets, build_models, save_models
 from exatrkx.stages.build import build_edges
 from exatrkx.stages.filter import filter_edges
+from exatrkx.stages.label import LABEL_METHODS, label_event
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class TrainConfig:
     pileup: float = 0.0
     embed_epochs: int = 12
     filter_epochs: int = 16
-    gnn_epochs: int = 30
+    gnn_epochs: int = 40
     lr: float = 3e-3
     margin: float = 0.1
     random_negatives: int = 4
@@ -287,33 +289,38 @@ def choose_filter_cut(nets: Nets, cfg: PipelineConfig, samples: Sequence[Sample]
     return float(torch.quantile(torch.cat(scores), 1.0 - target))
 
 
-def choose_gnn_cut(nets: Nets, cfg: PipelineConfig, events: Sequence[Event],
-                   cuts: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
-                   ) -> tuple[float, dict[str, Any]]:
-    """Scan the GNN cut on validation events; best by efficiency - fake - duplicate rate."""
+def choose_labelling(nets: Nets, cfg: PipelineConfig, events: Sequence[Event],
+                     cuts: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95),
+                     methods: Sequence[str] = LABEL_METHODS
+                     ) -> tuple[str, float, dict[str, Any]]:
+    """Scan label method and GNN cut on validation events.
+
+    Returns:
+        the best ``(method, cut, metrics)`` by track efficiency - fake rate - duplicate rate.
+    """
     from exatrkx.metrics import evaluate_event, gnn_edges, summarize
     from exatrkx.pipeline import pipeline_from_nets
-    from exatrkx.stages.label import label_event
 
     runs = [pipeline_from_nets(nets, cfg, scripted=False, num_threads=None)
             .run(e.features, keep_graph=True) for e in events]
-    best: tuple[float, float, dict[str, Any]] | None = None
-    for cut in cuts:
-        per_event = []
-        for event, res in zip(events, runs, strict=True):
-            kept, scores = res.graph["filter_edges"], res.graph["gnn_scores"]
-            labels = label_event(torch.from_numpy(event.features), torch.from_numpy(kept),
-                                 torch.from_numpy(scores), cut, cfg.label_method).numpy()
-            per_event.append(evaluate_event(event, labels, {
-                "build": res.graph["build_edges"], "filter": kept,
-                "gnn": gnn_edges(kept, scores, cut)}))
-        summary = summarize(per_event)
-        score = (summary["track_efficiency"] - summary["fake_rate"]
-                 - summary["duplicate_rate"])
-        if best is None or score > best[1]:
-            best = (float(cut), score, summary)
+    best: tuple[str, float, float, dict[str, Any]] | None = None
+    for method in methods:
+        for cut in cuts:
+            per_event = []
+            for event, res in zip(events, runs, strict=True):
+                kept, scores = res.graph["filter_edges"], res.graph["gnn_scores"]
+                labels = label_event(torch.from_numpy(event.features), torch.from_numpy(kept),
+                                     torch.from_numpy(scores), cut, method).numpy()
+                per_event.append(evaluate_event(event, labels, {
+                    "build": res.graph["build_edges"], "filter": kept,
+                    "gnn": gnn_edges(kept, scores, cut)}))
+            summary = summarize(per_event)
+            score = (summary["track_efficiency"] - summary["fake_rate"]
+                     - summary["duplicate_rate"])
+            if best is None or score > best[2]:
+                best = (method, float(cut), score, summary)
     assert best is not None
-    return best[0], best[2]
+    return best[0], best[1], best[3]
 
 
 # ----------------------------------------------------------------------------- driver
@@ -386,11 +393,12 @@ def train(cfg: TrainConfig, base: PipelineConfig | None = None, data: Path | Non
     graphs = build_graphs(nets, pcfg, train_s, filtered=True)
     _epochs(nets.gnn, train_s, cfg.gnn_epochs, cfg.lr, cfg.seed + 3,
             _edge_step(nets.gnn, graphs, train_s), log, "gnn")
-    cut, metrics = choose_gnn_cut(nets, pcfg, val_ev)
-    pcfg = replace(pcfg, gnn_cut=cut)
+    method, cut, metrics = choose_labelling(nets, pcfg, val_ev)
+    pcfg = replace(pcfg, gnn_cut=cut, label_method=method)
     seconds["gnn"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
-    log(f"gnn cut {cut:.2f}: validation track efficiency {metrics['track_efficiency']:.4f}, "
+    log(f"label {method}, gnn cut {cut:.2f}: validation track efficiency "
+        f"{metrics['track_efficiency']:.4f}, "
         f"fake rate {metrics['fake_rate']:.4f}, duplicate rate {metrics['duplicate_rate']:.4f}")
     return nets, TrainResult(pcfg, metrics, seconds)
 

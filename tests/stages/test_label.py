@@ -53,13 +53,26 @@ def test_components_merge_two_tracks_through_one_wrong_edge() -> None:
     assert labels.tolist() == [0] * 8
 
 
-def test_best_edges_cuts_the_wrong_edge_and_keeps_each_chain() -> None:
+@pytest.mark.parametrize("method", ["best_outer", "best_inner"])
+def test_best_edges_cut_the_wrong_edge_and_keep_each_chain(method: str) -> None:
     features, edges, scores = _two_tracks()
-    labels = label_event(features, edges, scores, 0.5, "best_edges")
+    labels = label_event(features, edges, scores, 0.5, method)
     assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     # written the other way round, the edges give the same tracks
-    flipped = label_event(features, edges.flip(0), scores, 0.5, "best_edges")
+    flipped = label_event(features, edges.flip(0), scores, 0.5, method)
     assert flipped.tolist() == labels.tolist()
+
+
+def test_best_outer_keeps_tracks_apart_that_start_together() -> None:
+    """Each track's first hit (0, 4) also links to the other track's second hit, scoring a
+    little below its own continuation: plain components merge the two tracks."""
+    features, edges, scores = _two_tracks()
+    extra = torch.tensor([[5, 1], [0, 4]])  # 0 -> 5 and 4 -> 1, scoring below the truth
+    edges = torch.cat([edges, extra], dim=1)
+    scores = torch.cat([scores, torch.tensor([0.95, 0.95])])
+    assert label_event(features, edges, scores, 0.5, "components").tolist() == [0] * 8
+    out = label_event(features, edges, scores, 0.5, "best_outer")
+    assert out.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
 
 
 def test_label_event_applies_the_cut_and_rejects_unknown_methods() -> None:

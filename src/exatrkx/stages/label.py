@@ -1,14 +1,16 @@
 """Stage 5: track labels from the edges the GNN keeps.
 
-Two methods (``PipelineConfig.label_method``):
+Methods (``PipelineConfig.label_method``); edges are first cut on the GNN score:
 
-- ``"components"``: connected components of the edges scoring above the cut.
-- ``"best_edges"`` (default): first, at every hit, the edges are oriented outwards
-  (:func:`~exatrkx.nets.orient_edges`) and an edge is kept only if it is the best-scoring
-  edge leaving its inner hit or the best-scoring edge entering its outer hit; then connected
-  components. A single wrong edge between two tracks loses to the true edges at both of
-  its ends and no longer merges the tracks, while a track's own chain survives (each of its
-  links is the best at one end at least).
+- ``"components"``: connected components of the edges above the cut.
+- ``"best_outer"`` (default): the edges are oriented outwards
+  (:func:`~exatrkx.nets.orient_edges`) and every hit keeps only its best-scoring edge to an
+  outer hit; then connected components. Two tracks that start close together (a common
+  vertex, a narrow jet) can no longer be merged by one wrong edge as long as each hit's
+  own continuation scores higher: every hit follows one way out.
+- ``"best_inner"``: the same with every hit's best edge to an inner hit.
+
+The training chooses the method and the cut on validation events.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from scipy.sparse.csgraph import connected_components
 
 from exatrkx.nets import orient_edges
 
-LABEL_METHODS = ("best_edges", "components")
+LABEL_METHODS = ("best_outer", "best_inner", "components")
 
 
 def components(num_hits: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -80,25 +82,27 @@ def _best_per_hit(hit: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return best
 
 
-def best_edges(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tensor
-               ) -> torch.Tensor:
-    """bool ``[E]``: best edge leaving its inner hit or entering its outer hit.
+def best_edges(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tensor,
+               end: str = "outer") -> torch.Tensor:
+    """bool ``[E]``: the edge is its inner hit's best edge outwards (``end="outer"``) or its
+    outer hit's best edge inwards (``end="inner"``).
 
     Args:
         features: f32 ``[N, 3]`` (for the orientation).
         edges: i64 ``[2, E]``.
         scores: f32 ``[E]``.
+        end: ``"outer"`` or ``"inner"``.
     """
     if edges.shape[1] == 0:
         return torch.zeros(0, dtype=torch.bool, device=edges.device)
     oriented = orient_edges(features, edges).cpu().numpy()
-    sc = scores.detach().cpu().numpy()
-    keep = _best_per_hit(oriented[0], sc) | _best_per_hit(oriented[1], sc)
+    hit = oriented[0] if end == "outer" else oriented[1]
+    keep = _best_per_hit(hit, scores.detach().cpu().numpy())
     return torch.from_numpy(keep).to(edges.device)
 
 
 def label_event(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tensor,
-                cut: float, method: str = "best_edges") -> torch.Tensor:
+                cut: float, method: str = "best_outer") -> torch.Tensor:
     """The label stage: track of each hit, ``[N]`` i64, -1 = in no track.
 
     Args:
@@ -106,14 +110,14 @@ def label_event(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tenso
         edges: i64 ``[2, E]`` (the filter's kept edges).
         scores: f32 ``[E]`` GNN scores.
         cut: keep edges scoring above this.
-        method: ``"best_edges"`` or ``"components"`` (see the module docstring).
+        method: one of :data:`LABEL_METHODS` (see the module docstring).
     """
     if method not in LABEL_METHODS:
         raise ValueError(f"unknown label method {method!r} ({', '.join(LABEL_METHODS)})")
     keep = scores > cut
     edges, scores = edges[:, keep], scores[keep]
-    if method == "best_edges":
-        edges = edges[:, best_edges(features, edges, scores)]
+    if method != "components":
+        edges = edges[:, best_edges(features, edges, scores, method.removeprefix("best_"))]
     e = edges.detach().cpu().numpy()
     labels = components(int(features.shape[0]), e[0], e[1])
     return torch.from_numpy(labels).to(edges.device)
