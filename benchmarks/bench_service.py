@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         weights = weights_or_random(args.weights, Path(tmp))
         repo = write_repository(Path(tmp) / "models", weights, instances=args.instances,
                                 torch_threads=args.threads, libtorch_variant=False)
-        cfg = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=300)
+        # a loopback server of this run only; its control APIs need no key
+        cfg = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=300,
+                           restricted=())
         with TritonServer(repo, cfg) as server:
             for name in args.transports.split(","):
                 t0 = time.perf_counter()

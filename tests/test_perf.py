@@ -183,7 +183,9 @@ def perf_setup(tmp_path_factory: pytest.TempPathFactory, tool: PerfAnalyzer
                                {"FEATURES": [n, 3], "LABELS": [n]})
             write_pinned_model(repo, "identity", "identity_n0",
                                {"FEATURES": [n, 3], "OUTPUT": [n, 3]})
-    cfg = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=240)
+    # control APIs open: perf_analyzer cannot send the key over gRPC
+    cfg = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=240,
+                       restricted=())
     with TritonServer(repo, cfg) as server:
         yield server, files
 

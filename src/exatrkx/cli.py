@@ -127,18 +127,32 @@ def serve(
     http_port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 8002,
     instances: Annotated[int, typer.Option(help="Instances of every model.")] = 1,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to listen on (default: this host only; "
+                                           "0.0.0.0 exposes the service to the network).")]
+    = "127.0.0.1",
     max_hits: Annotated[int, typer.Option(help="Refuse events with more hits.")] = 100_000,
     log_verbose: Annotated[int, typer.Option(help="Triton log verbosity.")] = 0,
+    open_control: Annotated[bool, typer.Option(
+        "--open-control", help="Serve the statistics, shared-memory, trace, logging and "
+                               "repository APIs without a key (default: they need the key "
+                               "of $EXATRKX_API_KEY, else a random one that is printed).")]
+    = False,
 ) -> None:
     """Run NVIDIA Triton with the pipeline's models in the foreground until interrupted."""
-    from exatrkx.serve import RepositoryConfig, ServerConfig, ServerError
-    from exatrkx.serve.launcher import serve_forever
+    import os
 
+    from exatrkx.serve import RepositoryConfig, ServerConfig, ServerError
+    from exatrkx.serve.launcher import API_KEY_ENV, RESTRICTED_APIS, is_loopback, serve_forever
+
+    if not is_loopback(host):
+        typer.echo(f"warning: --host {host} exposes the service beyond this machine: "
+                   "unencrypted, and inference needs no key (see docs/security.md)", err=True)
     try:
         serve_forever(repository, weights,
                       ServerConfig(host=host, grpc_port=grpc_port, http_port=http_port,
-                                   metrics_port=metrics_port, log_verbose=log_verbose),
+                                   metrics_port=metrics_port, log_verbose=log_verbose,
+                                   api_key=os.environ.get(API_KEY_ENV) or None,
+                                   restricted=() if open_control else RESTRICTED_APIS),
                       RepositoryConfig(instances=instances, max_hits=max_hits),
                       echo=lambda line: typer.echo(line))
     except ServerError as exc:
@@ -166,16 +180,30 @@ def reconstruct(
                                                       "shipped weights).")] = None,
     device: Annotated[str, typer.Option(help="Torch device of the local stages.")] = "cpu",
     threads: Annotated[int, typer.Option(help="Torch threads.")] = 1,
+    resume: Annotated[bool, typer.Option(help="Skip events whose tracks file exists in "
+                                              "--out (after an interrupted run).")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds before a request to the server "
+                                                "times out (options 1-5).")] = 60.0,
+    retries: Annotated[int, typer.Option(help="Resends of a request that failed for a "
+                                              "reason that may pass (options 1-5).")] = 2,
 ) -> None:
-    """Find tracks in events; optionally write them and evaluate against truth."""
+    """Find tracks in events; optionally write them and evaluate against truth.
+
+    Options 1-5 send the key of $EXATRKX_API_KEY with every request.
+    """
     import json
 
     from exatrkx.pipeline import reconstruct_events
 
+    if timeout <= 0:
+        raise InputError(f"--timeout must be positive, got {timeout}")
+    if retries < 0:
+        raise InputError(f"--retries must be >= 0, got {retries}")
     report = reconstruct_events(events, option=option, url=url, out=out, evaluate=evaluate,
                                 plots=plots, weights_dir=weights, device=device,
                                 num_threads=threads,
-                                on_line=None if json_out else typer.echo)
+                                on_line=None if json_out else typer.echo, resume=resume,
+                                timeout_s=timeout, retries=retries)
     for message in report.errors:
         typer.echo(f"error: {message}", err=True)
     if json_out:
@@ -252,6 +280,11 @@ def study(
     threads: Annotated[int, typer.Option(help="Torch threads of the client and of every "
                                               "server model.")] = 1,
     progress: Annotated[bool, typer.Option(help="Progress bars on stderr.")] = True,
+    network_delay: Annotated[str | None, typer.Option(
+        help="One-way delays in ms, e.g. 0,0.1,0.5,2.5: also time options 3, 4, 5 through a "
+             "loopback delay proxy.")] = None,
+    network_bandwidth: Annotated[str | None, typer.Option(
+        help="Bandwidth caps in Gbit/s for the network scan, e.g. 1,10.")] = None,
 ) -> None:
     """The timing study: every service option, transports, concurrency, server settings and
     perf_analyzer; writes report.md, PNG plots and timings.csv, prints a summary."""
@@ -259,7 +292,12 @@ def study(
 
     from exatrkx.serve import ServerError
     from exatrkx.study import StudyConfig, quick_config, run_study
-    from exatrkx.study.config import ALL_OPTIONS, parse_int_list, parse_protocols
+    from exatrkx.study.config import (
+        ALL_OPTIONS,
+        parse_float_list,
+        parse_int_list,
+        parse_protocols,
+    )
     from exatrkx.study.report import jsonable, summary_text, write_report
 
     settings: dict[str, Any] = {
@@ -275,6 +313,10 @@ def study(
                        ("batching_scan", batching_scan)):
         if value is not None:
             settings[key] = value
+    for key, value in (("network_delays", network_delay),
+                       ("network_bandwidths", network_bandwidth)):
+        if value is not None:
+            settings[key] = parse_float_list(value, f"--{key[:-1].replace('_', '-')}")
     cfg = quick_config(**settings) if quick else StudyConfig(**settings)
     if out.exists() and not out.is_dir():
         raise InputError("--out must be a folder", out)

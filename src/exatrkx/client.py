@@ -20,6 +20,15 @@ tensors (client and server on one host). Shared-memory regions are sized for
 sized by hard bounds: at most ``max_neighbours`` edges per hit, so EDGES/EDGES_KEPT need at
 most ``16 * k`` bytes per hit and SCORES ``4 * k``.
 
+Reliability: every request has a client-side timeout (``ClientConfig.timeout_s``) and is
+retried ``ClientConfig.retries`` times with exponential backoff when it failed for a reason
+that may pass (server unreachable or restarting, timeout, a backend process that died);
+a refusal of the input itself (``INVALID_ARG``) or of the key is never retried. A request
+that still fails raises :class:`RemoteError` (``transient`` tells which kind it was).
+
+Security: the server's control APIs (statistics, shared memory, ...) need its key; the client
+sends ``ClientConfig.api_key`` (default: ``$EXATRKX_API_KEY``) with every request.
+
 Each event gives its labels and an :class:`EventTiming` (client-side ms per stage and per
 request). Triton's own per-model figures (queue, compute input/infer/output) come from the
 statistics endpoint: take :meth:`Runner.server_statistics` before and after a run and
@@ -32,6 +41,7 @@ import dataclasses
 import itertools
 import os
 import queue
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +55,7 @@ import torch
 from exatrkx.config import PipelineConfig
 from exatrkx.errors import InputError
 from exatrkx.io import check_features
+from exatrkx.serve.launcher import API_KEY_ENV, API_KEY_HEADER, GRPC_API_KEY_HEADER
 
 if TYPE_CHECKING:
     from exatrkx.models import Nets
@@ -90,7 +101,36 @@ STAGE_IO: dict[str, tuple[tuple[str, ...], str]] = {
 
 
 class RemoteError(InputError):
-    """The server refused a request or could not be reached (the message says which)."""
+    """The server refused a request or could not be reached (the message says which).
+
+    Attributes:
+        transient: the failure may pass (unreachable, timeout, a backend process died);
+            False for a refusal of the request itself.
+        unreachable: no server answered at the address (down, restarting, wrong address).
+    """
+
+    def __init__(self, message: str, transient: bool = False,
+                 unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient or unreachable
+        self.unreachable = unreachable
+
+
+#: gRPC status codes of failures that may pass when the request is sent again.
+TRANSIENT_GRPC = frozenset(f"StatusCode.{code}" for code in (
+    "UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "UNKNOWN", "RESOURCE_EXHAUSTED",
+    "ABORTED", "CANCELLED"))
+
+
+def is_transient(status: str | None, message: str) -> bool:
+    """Whether a Triton error (tritonclient's status string and message) may pass."""
+    if "restricted" in message:  # a missing or wrong key: sending it again will not help
+        return False
+    status = status or ""
+    if status.startswith("StatusCode."):
+        return status in TRANSIENT_GRPC
+    code = status.strip("[]")
+    return not code or code.startswith("5") or code == "429"
 
 
 @dataclass(frozen=True)
@@ -104,7 +144,13 @@ class ClientConfig:
         shm_max_hits: events up to this many hits fit the shared-memory regions.
         max_neighbours: edges per hit bound (sizes the edge regions; from the weights).
         embed_dim: embedding width (sizes the EMBEDDING regions).
-        timeout_s: client-side timeout of one request (None: tritonclient's default).
+        timeout_s: client-side timeout of one request in seconds (None: none).
+        retries: sends again of a request that failed transiently (0: none).
+        backoff_s: wait before the first resend; it doubles each time (with jitter),
+            at most :attr:`max_backoff_s`.
+        max_backoff_s: cap of the wait between resends.
+        api_key: key of the server's restricted APIs (None: ``$EXATRKX_API_KEY``;
+            ``""``: send none).
     """
 
     url: str | None = None
@@ -113,11 +159,32 @@ class ClientConfig:
     shm_max_hits: int = 20_000
     max_neighbours: int = 64
     embed_dim: int = 8
-    timeout_s: float | None = None
+    timeout_s: float | None = 60.0
+    retries: int = 2
+    backoff_s: float = 0.25
+    max_backoff_s: float = 5.0
+    api_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise InputError(f"protocol must be grpc or http, got {self.protocol!r}")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise InputError(f"timeout must be positive, got {self.timeout_s}")
+        if self.retries < 0:
+            raise InputError(f"retries must be >= 0, got {self.retries}")
+        if not 0 <= self.backoff_s <= self.max_backoff_s:
+            raise InputError("backoff must be >= 0 and at most max_backoff_s")
+
+    @property
+    def key(self) -> str | None:
+        """The key to send: ``api_key``, else ``$EXATRKX_API_KEY``, else none."""
+        key = self.api_key if self.api_key is not None else os.environ.get(API_KEY_ENV)
+        return key or None
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before resend number ``attempt`` (0-based), with jitter."""
+        base = min(self.max_backoff_s, self.backoff_s * 2 ** attempt)
+        return base * rng.uniform(0.5, 1.0)
 
     @property
     def address(self) -> str:
@@ -228,14 +295,16 @@ _REGION_IDS = itertools.count()
 class _Region:
     """One registered system shared-memory region."""
 
-    def __init__(self, client: Any, name: str, size: int) -> None:
+    def __init__(self, client: Any, name: str, size: int,
+                 headers: dict[str, str] | None = None) -> None:
         import tritonclient.utils.shared_memory as shm
 
         self.name = name
         self.size = size
+        self.headers = headers
         self.handle = shm.create_shared_memory_region(name, "/" + name, size)
         try:
-            client.register_system_shared_memory(name, "/" + name, size)
+            client.register_system_shared_memory(name, "/" + name, size, headers=headers)
         except BaseException:
             shm.destroy_shared_memory_region(self.handle)
             raise
@@ -257,7 +326,7 @@ class _Region:
         import tritonclient.utils.shared_memory as shm
 
         try:
-            client.unregister_system_shared_memory(self.name)
+            client.unregister_system_shared_memory(self.name, headers=self.headers)
         except Exception:  # the server may be gone already
             pass
         shm.destroy_shared_memory_region(self.handle)
@@ -281,28 +350,54 @@ class Transport:
         self._error = InferenceServerException
         if config.protocol == "http" and config.timeout_s:
             self.client = tc.InferenceServerClient(config.address,
+                                                   connection_timeout=config.timeout_s,
                                                    network_timeout=config.timeout_s)
         else:
             self.client = tc.InferenceServerClient(config.address)
+        key = config.key
+        header = GRPC_API_KEY_HEADER if config.protocol == "grpc" else API_KEY_HEADER
+        #: Headers sent with every request (the key of the restricted APIs).
+        self.headers: dict[str, str] | None = {header: key} if key else None
         self.requests: list[RequestTiming] = []
+        #: Requests sent again after a transient failure (over this transport's life).
+        self.resent = 0
+        self._rng = random.Random()
         self._regions: dict[str, _Region] = {}
         self._prefix = f"exatrkx-{os.getpid()}-{next(_REGION_IDS)}"
 
     # ------------------------------------------------------------------ server queries
 
     def _call(self, what: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``func(*args, **kwargs, headers=...)``; Triton and socket errors -> RemoteError."""
         try:
-            return func(*args, **kwargs)
+            return func(*args, headers=self.headers, **kwargs)
         except self._error as exc:
-            raise RemoteError(f"{what}: {exc.message() or exc}") from None
+            message = exc.message() or str(exc)
+            unreachable = (exc.status() == "StatusCode.UNAVAILABLE"
+                           and "restricted" not in message)
+            raise RemoteError(f"{what}: {message}", is_transient(exc.status(), message),
+                              unreachable) from None
         except (ConnectionError, OSError) as exc:
             raise RemoteError(f"{what}: cannot reach {self.config.address} "
-                              f"({type(exc).__name__}: {exc})") from None
+                              f"({type(exc).__name__}: {exc})", unreachable=True) from None
+
+    def _call_retrying(self, what: str, func: Callable[..., Any], *args: Any,
+                       **kwargs: Any) -> Any:
+        """:meth:`_call`, sent again after transient failures (``config.retries`` times)."""
+        for attempt in itertools.count():
+            try:
+                return self._call(what, func, *args, **kwargs)
+            except RemoteError as exc:
+                if not exc.transient or attempt >= self.config.retries:
+                    raise
+            self.resent += 1
+            time.sleep(self.config.backoff(attempt, self._rng))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def is_ready(self) -> bool:
         """True when the server answers and is ready."""
         try:
-            return bool(self.client.is_server_ready())
+            return bool(self.client.is_server_ready(headers=self.headers))
         except Exception:
             return False
 
@@ -329,8 +424,14 @@ class Transport:
         region = self._regions.get(key)
         if region is None:
             size = max(64, cfg.bytes_per_hit(tensor) * cfg.shm_max_hits)
-            region = self._call("shared memory", _Region, self.client, f"{self._prefix}-{key}",
-                                size)
+            try:
+                region = _Region(self.client, f"{self._prefix}-{key}", size, self.headers)
+            except self._error as exc:
+                message = exc.message() or str(exc)
+                raise RemoteError(f"shared memory: {message}",
+                                  transient=is_transient(exc.status(), message)) from None
+            except OSError as exc:
+                raise RemoteError(f"shared memory: {exc}") from None
             self._regions[key] = region
         return region
 
@@ -372,8 +473,8 @@ class Transport:
         kwargs = ({"client_timeout": self.config.timeout_s}
                   if self.config.protocol == "grpc" and self.config.timeout_s else {})
         t0 = time.perf_counter()
-        result = self._call(model, self.client.infer, model, infer_inputs, outputs=requested,
-                            **kwargs)
+        result = self._call_retrying(model, self.client.infer, model, infer_inputs,
+                                     outputs=requested, **kwargs)
         got: dict[str, np.ndarray] = {}
         for name in outputs:
             region = out_regions.get(name)
@@ -479,6 +580,11 @@ class Runner:
     def concurrency(self) -> int:
         return len(self._all)
 
+    @property
+    def resent(self) -> int:
+        """Requests sent again after transient failures, over all workers so far."""
+        return sum(w.transport.resent for w in self._all if w.transport is not None)
+
     def run(self, features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, EventTiming]:
         """One event: features f32 ``[N, 3]`` -> (labels i64 ``[N]``, timing).
 
@@ -546,7 +652,8 @@ def make_runner(option: int, url: str | None = None, protocol: str = "grpc",
                 weights_dir: str | Path | None = None, concurrency: int = 1,
                 nets: Nets | None = None, shm_max_hits: int = 20_000,
                 timeout_s: float | None = None, device: str = "cpu",
-                scripted: bool = True) -> Runner:
+                scripted: bool = True, retries: int | None = None,
+                api_key: str | None = None) -> Runner:
     """A :class:`Runner` for one service option.
 
     Args:
@@ -560,9 +667,11 @@ def make_runner(option: int, url: str | None = None, protocol: str = "grpc",
         concurrency: events in flight at once (one connection each).
         nets: nets already in memory instead of loading ``weights_dir``.
         shm_max_hits: shared-memory regions fit events up to this many hits.
-        timeout_s: per-request client timeout (gRPC).
+        timeout_s: per-request client timeout in seconds (None: ClientConfig's default).
         device: where local stages compute.
         scripted: run the local nets as TorchScript (as the server does).
+        retries: resends after transient failures (None: ClientConfig's default).
+        api_key: the server's key (None: ``$EXATRKX_API_KEY``).
 
     Raises:
         InputError: bad option/concurrency, missing weights; RemoteError: no server.
@@ -576,8 +685,10 @@ def make_runner(option: int, url: str | None = None, protocol: str = "grpc",
     server_cfg: PipelineConfig | None = None
     client_cfg: ClientConfig | None = None
     if option != 0:
+        given = {"timeout_s": timeout_s, "retries": retries, "api_key": api_key}
         base = ClientConfig(url=url, protocol=protocol, shared_memory=shm,
-                            shm_max_hits=shm_max_hits, timeout_s=timeout_s)
+                            shm_max_hits=shm_max_hits,
+                            **{k: v for k, v in given.items() if v is not None})
         with Transport(base) as probe:
             if not probe.is_ready():
                 raise RemoteError(f"no ready Triton server at {base.address} ({protocol})")

@@ -640,6 +640,15 @@ def write_trackml(event: Event, outdir: str | Path) -> Path:
     return prefix
 
 
+def tracks_path(outdir: str | Path, source: str | Path) -> Path:
+    """Where :func:`write_tracks` puts the tracks of the event read from ``source`` (a path
+    from :func:`event_sources`): ``<outdir>/<event name>-tracks.csv``."""
+    source = Path(source)
+    m = _TRACKML_RE.match(source.name)
+    name = m.group(1) if m else _event_name(source)
+    return Path(outdir) / f"{name}-tracks.csv"
+
+
 def write_tracks(event: Event, labels: np.ndarray, outdir: str | Path) -> Path:
     """Write ``<name>-tracks.csv`` (hit_id, track_id) atomically; returns its path."""
     labels = np.asarray(labels, dtype=np.int64)

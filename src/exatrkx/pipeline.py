@@ -239,7 +239,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _runner(option: int, url: str | None, weights_dir: Path | None, device: str,
-            num_threads: int | None) -> tuple[Callable[[np.ndarray, bool], tuple[
+            num_threads: int | None, client: dict[str, Any] | None = None
+            ) -> tuple[Callable[[np.ndarray, bool], tuple[
                 np.ndarray, dict[str, float], dict[str, np.ndarray]]], float]:
     """A function ``(features, keep_graph) -> (labels, stages_ms, graph)`` and the GNN cut."""
     if option == 0:
@@ -258,7 +259,7 @@ def _runner(option: int, url: str | None, weights_dir: Path | None, device: str,
         raise InputError(f"option {option} needs the Triton client") from None
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
-    runner = make_runner(option, url, weights_dir=weights_dir, device=device)
+    runner = make_runner(option, url, weights_dir=weights_dir, device=device, **(client or {}))
 
     def run_remote(features: np.ndarray, keep_graph: bool
                    ) -> tuple[np.ndarray, dict[str, float], dict[str, np.ndarray]]:
@@ -272,11 +273,16 @@ def reconstruct_events(events: str | Path, option: int = 0, url: str | None = No
                        out: str | Path | None = None, evaluate: bool = False,
                        plots: str | Path | None = None, weights_dir: str | Path | None = None,
                        device: str = "cpu", num_threads: int | None = 1,
-                       on_line: Callable[[str], None] | None = None) -> ReconstructReport:
+                       on_line: Callable[[str], None] | None = None, *,
+                       resume: bool = False, timeout_s: float | None = None,
+                       retries: int | None = None) -> ReconstructReport:
     """Reconstruct every event under ``events``; optionally write tracks and evaluate.
 
     A bad event (unreadable file, bad values, no truth with ``evaluate``) is reported in
-    ``errors`` and skipped; the others are processed.
+    ``errors`` and skipped; the others are processed. When the server becomes unreachable
+    (after the client's retries), the remaining events are not attempted: the summary's
+    ``unprocessed`` lists every event without tracks, and a later run with ``resume`` does
+    only those (tracks files are written atomically, so one that exists is complete).
 
     Args:
         events: directory, file or TrackML prefix (see :func:`exatrkx.io.event_sources`).
@@ -289,19 +295,36 @@ def reconstruct_events(events: str | Path, option: int = 0, url: str | None = No
         device: torch device of the local stages.
         num_threads: torch intra-op threads (None: leave as is).
         on_line: called with each human-readable line as it is produced.
+        resume: skip events whose ``<event>-tracks.csv`` exists in ``out``.
+        timeout_s: client timeout of one request (options 1-5; None: the client default).
+        retries: resends of a request after a transient failure (None: client default).
 
     Raises:
         InputError: no events found, or the weights/server cannot be used.
     """
-    from exatrkx.io import event_sources, read_event, write_tracks
+    from exatrkx.client import RemoteError
+    from exatrkx.io import event_sources, read_event, tracks_path, write_tracks
     from exatrkx.metrics import evaluate_event, gnn_edges, plot_efficiency, summarize
 
     if option not in range(6):
         raise InputError(f"service option must be one of 0-5, got {option}")
     evaluate = evaluate or plots is not None
+    if resume and out is None:
+        raise InputError("--resume needs --out (the folder of the tracks already written)")
+    if resume and evaluate:
+        raise InputError("--resume cannot be combined with --evaluate (metrics need every "
+                         "event)")
     sources = event_sources(events)
+    skipped = 0
+    if resume:
+        assert out is not None
+        todo = [s for s in sources if not tracks_path(out, s).exists()]
+        skipped = len(sources) - len(todo)
+        sources = todo
+    client = {"timeout_s": timeout_s, "retries": retries}
     run, gnn_cut = _runner(option, url, None if weights_dir is None else Path(weights_dir),
-                           device, num_threads)
+                           device, num_threads,
+                           {k: v for k, v in client.items() if v is not None})
     # warm-up (TorchScript optimises on its first calls) on a synthetic event
     rng = np.random.default_rng(0)
     run(np.stack([rng.uniform(0.03, 1, 300), rng.uniform(-1, 1, 300),
@@ -312,7 +335,8 @@ def reconstruct_events(events: str | Path, option: int = 0, url: str | None = No
     per_event = []
     stage_sums: dict[str, float] = {}
     times = []
-    for source in sources:
+    unprocessed: list[str] = []
+    for i, source in enumerate(sources):
         try:
             ev = read_event(source)
             if evaluate and not ev.has_truth:
@@ -339,6 +363,15 @@ def reconstruct_events(events: str | Path, option: int = 0, url: str | None = No
             if str(source) not in msg:
                 msg = f"{source}: {msg}"
             report.errors.append(msg)
+            unprocessed.append(str(source))
+            if isinstance(exc, RemoteError) and exc.unreachable:
+                # the server is gone (the client retried): do not try the others
+                rest = [str(s) for s in sources[i + 1:]]
+                unprocessed += rest
+                if rest:
+                    report.errors.append(f"{len(rest)} more events not attempted: the server "
+                                         "is unreachable (rerun with --resume)")
+                break
             continue
         for name, ms in stages_ms.items():
             stage_sums[name] = stage_sums.get(name, 0.0) + ms
@@ -347,7 +380,8 @@ def reconstruct_events(events: str | Path, option: int = 0, url: str | None = No
         report.lines.append(line)
         emit(line)
     n = len(times)
-    summary: dict[str, Any] = {"events": n, "failed": len(report.errors), "option": option,
+    summary: dict[str, Any] = {"events": n, "failed": len(unprocessed), "option": option,
+                               "skipped": skipped, "unprocessed": unprocessed,
                                "ms_per_event": float(np.mean(times)) if n else None,
                                "ms_per_event_median": float(np.median(times)) if n else None,
                                "stages_ms": {k: v / n for k, v in stage_sums.items()}}
@@ -360,7 +394,8 @@ def reconstruct_events(events: str | Path, option: int = 0, url: str | None = No
         if plots is not None:
             summary["plots"] = [str(p) for p in plot_efficiency(metrics, plots)]
     report.summary = _jsonable(summary)
-    tail = [f"{n} events, {len(report.errors)} failed"
+    tail = [f"{n} events, {len(unprocessed)} failed"
+            + (f", {skipped} skipped (tracks exist)" if skipped else "")
             + (f", {summary['ms_per_event']:.2f} ms/event (mean)" if n else "")]
     if evaluate and per_event:
         tail.append("  ".join(f"{k}={_fmt(summary[k])}" for k in METRIC_KEYS))

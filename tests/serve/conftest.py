@@ -16,6 +16,8 @@ from exatrkx.serve import RepositoryConfig, ServerConfig, TritonServer, write_re
 
 #: The test server refuses events above this many hits.
 TEST_MAX_HITS = 4000
+#: Key of the test servers' restricted APIs (the session sets ``$EXATRKX_API_KEY`` to it).
+TEST_API_KEY = "exatrkx-test-key-0123456789"
 
 
 def tuned_config(nets: Nets, events: list[np.ndarray]) -> PipelineConfig:
@@ -63,13 +65,31 @@ def repository(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> P
 
 
 def free_ports_config(**kwargs: object) -> ServerConfig:
+    """Free ports, the test key (unless ``api_key`` is given)."""
+    settings: dict[str, object] = {"api_key": TEST_API_KEY, **kwargs}
     return ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=120,
-                        **kwargs)  # type: ignore[arg-type]
+                        **settings)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
-def server(repository: Path) -> Iterator[TritonServer]:
-    """One real Triton server for the session, on free ports."""
+def server_config() -> object:
+    """``server_config(**settings)`` -> :func:`free_ports_config`."""
+    return free_ports_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def client_api_key() -> Iterator[str]:
+    """``$EXATRKX_API_KEY`` set to the test servers' key for the whole session."""
+    from exatrkx.serve.launcher import API_KEY_ENV
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(API_KEY_ENV, TEST_API_KEY)
+        yield TEST_API_KEY
+
+
+@pytest.fixture(scope="session")
+def server(repository: Path, client_api_key: str) -> Iterator[TritonServer]:
+    """One real Triton server for the session, on free ports, with the test key."""
     with TritonServer(repository, free_ports_config()) as srv:
         yield srv
 

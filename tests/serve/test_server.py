@@ -3,6 +3,8 @@ labels, bad tensors get clear errors and the server keeps answering, statistics 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from exatrkx.client import (
     make_runner,
     stats_delta,
 )
-from exatrkx.serve import TritonServer
+from exatrkx.serve import ServerConfig, TritonServer
 
 pytestmark = pytest.mark.server
 
@@ -57,7 +59,14 @@ def test_concurrent_events_and_timing_records(server: TritonServer, weights_dir:
     with make_runner(3, server.grpc_url, weights_dir=weights_dir, concurrency=3) as runner:
         before = runner.server_statistics()
         results = runner.run_many(events * 2)
-        after = runner.server_statistics()
+        sent = sum(len(x) >= 2 for x in events * 2)
+        # Triton counts a request after its response is on the way: wait for the last ones
+        for _ in range(50):
+            after = runner.server_statistics()
+            if all(after[m]["count"] - before[m]["count"] >= sent
+                   for m in ("embed", "build", "filter", "gnn", "label")):
+                break
+            time.sleep(0.02)
     for (labels, timing), want in zip(results, reference * 2, strict=True):
         np.testing.assert_array_equal(labels, want)
         assert set(timing.stages_ms) == {"embed", "build", "filter", "gnn", "label"}
@@ -151,15 +160,14 @@ def test_client_errors_are_one_line_remote_errors(server: TritonServer) -> None:
 
 def test_dynamic_batching_of_embed_and_filter_is_exact(
         tmp_path: Path, weights_dir: Path, events: list[np.ndarray],
-        reference: list[np.ndarray]) -> None:
-    from exatrkx.serve import RepositoryConfig, ServerConfig, write_repository
+        reference: list[np.ndarray], server_config: Callable[..., ServerConfig]) -> None:
+    from exatrkx.serve import RepositoryConfig, write_repository
 
     repo = write_repository(tmp_path / "batched", weights_dir,
                             RepositoryConfig(dynamic_batching=True, max_queue_delay_us=20_000,
                                              libtorch_variant=False))
-    cfg = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=120)
     results = []
-    with TritonServer(repo, cfg) as srv:
+    with TritonServer(repo, server_config()) as srv:
         for option in (3, 4):
             with make_runner(option, srv.grpc_url, weights_dir=weights_dir,
                              concurrency=4) as runner:

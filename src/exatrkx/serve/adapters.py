@@ -9,7 +9,6 @@ live in :mod:`exatrkx.stages` and :mod:`exatrkx.pipeline`. This module imports
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from torch.utils.dlpack import from_dlpack, to_dlpack
 from exatrkx.config import PipelineConfig
 from exatrkx.errors import InputError
 from exatrkx.serve.repository import CONFIG_PARAMETER
+from exatrkx.serve.validate import validate_inputs
 
 
 def _tensor(request: Any, name: str) -> torch.Tensor:
@@ -33,38 +33,25 @@ def _output(name: str, tensor: torch.Tensor) -> Any:
     return pb_utils.Tensor.from_dlpack(name, to_dlpack(tensor.contiguous()))
 
 
-def check_features(features: torch.Tensor, max_hits: int) -> None:
-    """Refuse empty, oversized or non-finite events (before any work is done)."""
-    n = int(features.shape[0])
-    if n == 0:
-        raise InputError("FEATURES is empty (an event needs at least one hit)")
-    if n > max_hits:
-        raise InputError(f"event has {n} hits, more than this server's limit of {max_hits}")
-    # one reduction on the fast path: a NaN or an infinity makes the sum non-finite
-    if not math.isfinite(float(features.sum())):
-        bad = ~torch.isfinite(features).all(dim=1)
-        if bool(bad.any()):
-            row = int(torch.nonzero(bad)[0, 0])
-            raise InputError(f"FEATURES has a non-finite (NaN or infinite) value in row {row}")
-
-
-def check_edges(edges: torch.Tensor, num_hits: int, name: str) -> None:
-    """Edges must index existing hits."""
-    if edges.numel():
-        low, high = torch.aminmax(edges)
-        if int(low) < 0 or int(high) >= num_hits:
-            raise InputError(f"{name} refers to hits outside 0..{num_hits - 1}")
-
-
-def check_rows(tensor: torch.Tensor, expected: int, name: str) -> None:
-    if int(tensor.shape[0]) != expected:
-        raise InputError(f"{name} has {int(tensor.shape[0])} rows, expected {expected}")
+def _error(exc: Exception) -> Any:
+    """A Triton error response: INVALID_ARG for bad input, INTERNAL for a failure."""
+    if isinstance(exc, InputError):
+        code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+        message = str(exc)
+    else:
+        code = getattr(pb_utils.TritonError, "INTERNAL", None)
+        message = f"{type(exc).__name__}: {exc}"
+    error = (pb_utils.TritonError(message) if code is None
+             else pb_utils.TritonError(message, code))
+    return pb_utils.InferenceResponse(error=error)
 
 
 class _Adapter:
     """Common part: settings, threads, the device and the request loop."""
 
     inputs: tuple[str, ...] = ()
+    #: Key of :data:`exatrkx.serve.validate.MODEL_INPUTS` (the model's input checks).
+    model_name = ""
 
     def initialize(self, args: dict[str, Any]) -> None:
         model_config = json.loads(args["model_config"])
@@ -102,17 +89,15 @@ class _Adapter:
     def execute(self, requests: list[Any]) -> list[Any]:
         if self.batched and len(requests) > 1:
             return self._execute_batched(requests)
-        return [self._respond(lambda r=request: self.run(*self._inputs(r)))
-                for request in requests]
+        return [self._respond(request) for request in requests]
 
-    def _respond(self, work: Any) -> Any:
+    def _respond(self, request: Any) -> Any:
         try:
-            outputs = work()
-        except InputError as exc:
-            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
+            tensors = self._inputs(request)
+            self.validate(*tensors)
+            outputs = self.run(*tensors)
         except Exception as exc:  # keep the stub alive, report the failure to the client
-            return pb_utils.InferenceResponse(
-                error=pb_utils.TritonError(f"{type(exc).__name__}: {exc}"))
+            return _error(exc)
         return pb_utils.InferenceResponse(output_tensors=[_output(n, t) for n, t in outputs])
 
     def _execute_batched(self, requests: list[Any]) -> list[Any]:
@@ -125,7 +110,7 @@ class _Adapter:
                 self.validate(*tensors)
                 good.append((i, tensors))
             except InputError as exc:
-                responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
+                responses[i] = _error(exc)
         if good:
             try:
                 results = self.run_batch([t for _, t in good])
@@ -134,12 +119,13 @@ class _Adapter:
                         output_tensors=[_output(n, t) for n, t in outputs])
             except Exception as exc:
                 for i, _ in good:
-                    responses[i] = pb_utils.InferenceResponse(
-                        error=pb_utils.TritonError(f"{type(exc).__name__}: {exc}"))
+                    responses[i] = _error(exc)
         return responses
 
     def validate(self, *tensors: torch.Tensor) -> None:
-        """Check one request's inputs (raises InputError)."""
+        """Check one request's inputs (raises InputError; see :mod:`exatrkx.serve.validate`)."""
+        validate_inputs(self.model_name, tensors, self.max_hits, self.config.max_neighbours,
+                        int(self.config.embed.out_dim))
 
     def run_batch(self, batch: list[list[torch.Tensor]]) -> list[list[tuple[str, torch.Tensor]]]:
         """Several requests at once (adapters that can batch override this)."""
@@ -147,10 +133,13 @@ class _Adapter:
 
 
 class IdentityModel(_Adapter):
-    """``identity``: FEATURES -> OUTPUT, no work (Triton's one-hop floor)."""
+    """``identity``: FEATURES -> OUTPUT, no work and no checks (Triton's one-hop floor)."""
 
     def initialize(self, args: dict[str, Any]) -> None:
         self.batched = False
+
+    def validate(self, *tensors: torch.Tensor) -> None:
+        """None: the floor measures Triton alone (Triton still checks dtype and shape)."""
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         return [("OUTPUT", tensors[0])]
@@ -163,6 +152,7 @@ class EmbedModel(_Adapter):
     """``embed``: FEATURES -> EMBEDDING."""
 
     inputs = ("FEATURES",)
+    model_name = "embed"
 
     def setup(self) -> None:
         from exatrkx.stages.embed import embed
@@ -170,11 +160,7 @@ class EmbedModel(_Adapter):
         self.net = self.load_net("embed")
         self.stage = embed
 
-    def validate(self, *tensors: torch.Tensor) -> None:
-        check_features(tensors[0], self.max_hits)
-
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        self.validate(*tensors)
         return [("EMBEDDING", self.stage(self.net, tensors[0]))]
 
     def run_batch(self, batch: list[list[torch.Tensor]]) -> list[list[tuple[str, torch.Tensor]]]:
@@ -187,6 +173,7 @@ class BuildModel(_Adapter):
     """``build``: EMBEDDING -> EDGES (fixed-radius neighbours)."""
 
     inputs = ("EMBEDDING",)
+    model_name = "build"
 
     def setup(self) -> None:
         from exatrkx.stages.build import build_edges
@@ -194,13 +181,7 @@ class BuildModel(_Adapter):
         self.stage = build_edges
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        emb = tensors[0]
-        if int(emb.shape[0]) > self.max_hits:
-            raise InputError(f"EMBEDDING has {int(emb.shape[0])} rows, more than this "
-                             f"server's limit of {self.max_hits}")
-        if not math.isfinite(float(emb.sum())) and not bool(torch.isfinite(emb).all()):
-            raise InputError("EMBEDDING has a non-finite (NaN or infinite) value")
-        edges = self.stage(emb, self.config.radius, self.config.max_neighbours)
+        edges = self.stage(tensors[0], self.config.radius, self.config.max_neighbours)
         return [("EDGES", edges)]
 
 
@@ -208,6 +189,7 @@ class FilterModel(_Adapter):
     """``filter``: FEATURES, EDGES -> EDGES_KEPT."""
 
     inputs = ("FEATURES", "EDGES")
+    model_name = "filter"
 
     def setup(self) -> None:
         from exatrkx.stages.filter import filter_edges
@@ -215,13 +197,7 @@ class FilterModel(_Adapter):
         self.net = self.load_net("filter")
         self.stage = filter_edges
 
-    def validate(self, *tensors: torch.Tensor) -> None:
-        features, edges = tensors
-        check_features(features, self.max_hits)
-        check_edges(edges, int(features.shape[0]), "EDGES")
-
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        self.validate(*tensors)
         kept, _ = self.stage(self.net, tensors[0], tensors[1], self.config.filter_cut)
         return [("EDGES_KEPT", kept)]
 
@@ -230,6 +206,7 @@ class GNNModel(_Adapter):
     """``gnn``: FEATURES, EDGES_KEPT -> SCORES."""
 
     inputs = ("FEATURES", "EDGES_KEPT")
+    model_name = "gnn"
 
     def setup(self) -> None:
         from exatrkx.stages.gnn import classify_edges
@@ -238,16 +215,14 @@ class GNNModel(_Adapter):
         self.stage = classify_edges
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        features, edges = tensors
-        check_features(features, self.max_hits)
-        check_edges(edges, int(features.shape[0]), "EDGES_KEPT")
-        return [("SCORES", self.stage(self.net, features, edges))]
+        return [("SCORES", self.stage(self.net, tensors[0], tensors[1]))]
 
 
 class LabelModel(_Adapter):
     """``label``: FEATURES, EDGES_KEPT, SCORES -> LABELS (:func:`label_event`)."""
 
     inputs = ("FEATURES", "EDGES_KEPT", "SCORES")
+    model_name = "label"
 
     def setup(self) -> None:
         from exatrkx.stages.label import label_event
@@ -256,14 +231,6 @@ class LabelModel(_Adapter):
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         features, edges, scores = tensors
-        n = int(features.shape[0])
-        if n > self.max_hits:
-            raise InputError(f"event has {n} hits, more than this server's limit of "
-                             f"{self.max_hits}")
-        check_edges(edges, n, "EDGES_KEPT")
-        if int(scores.shape[0]) != int(edges.shape[1]):
-            raise InputError(f"SCORES has {int(scores.shape[0])} values for "
-                             f"{int(edges.shape[1])} edges")
         return [("LABELS", self.stage(features, edges, scores, self.config.gnn_cut,
                                       self.config.label_method))]
 
@@ -272,6 +239,7 @@ class PipelineModel(_Adapter):
     """``exatrkx_pipeline``: FEATURES -> LABELS, the whole in-process pipeline."""
 
     inputs = ("FEATURES",)
+    model_name = "exatrkx_pipeline"
 
     def setup(self) -> None:
         from exatrkx.models import Nets
@@ -281,6 +249,5 @@ class PipelineModel(_Adapter):
         self.pipeline = Pipeline(local_stages(nets, self.config, self.device), self.device)
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        check_features(tensors[0], self.max_hits)
         labels = self.pipeline.run(tensors[0].cpu().numpy()).labels
         return [("LABELS", torch.from_numpy(labels))]

@@ -3,6 +3,12 @@
 The binary runs in place; only the backends folder is copied into a scratch directory, so that
 the Python-backend stub matching this interpreter can be put beside ``libtriton_python.so``.
 The server runs in its own process group, so stopping it also ends every backend stub.
+
+Security defaults (see ``docs/security.md``): the endpoints listen on ``127.0.0.1``; models
+cannot be loaded or unloaded over the network (``--model-control-mode=none``); the control
+APIs (model repository, shared memory, statistics, trace, logging) answer only requests that
+carry the server's key in the :data:`API_KEY_HEADER` header (Triton's restricted-protocol
+settings). The key is random per server unless given; :attr:`TritonServer.api_key` holds it.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -27,6 +34,41 @@ from types import TracebackType
 
 from exatrkx.errors import InputError
 from exatrkx.serve.repository import RepositoryConfig
+
+#: Header that carries the key of the restricted APIs (gRPC metadata:
+#: :data:`GRPC_API_KEY_HEADER`, Triton's prefix for restricted-protocol keys).
+API_KEY_HEADER = "exatrkx-api-key"
+GRPC_API_KEY_HEADER = f"triton-grpc-protocol-{API_KEY_HEADER}"
+#: Environment variable with the key, read by the client and by ``exatrkx serve``.
+API_KEY_ENV = "EXATRKX_API_KEY"
+#: Triton APIs behind the key by default: everything but health, metadata, model config and
+#: inference (which any standard Triton client may use).
+RESTRICTED_APIS = ("model-repository", "shared-memory", "statistics", "trace", "logging")
+#: APIs Triton 2.51 can restrict.
+KNOWN_APIS = ("health", "metadata", "inference", "shared-memory", "model-config",
+              "model-repository", "statistics", "trace", "logging")
+_KEY_RE = re.compile(r"[A-Za-z0-9._~-]{16,256}")
+
+
+def new_api_key() -> str:
+    """A random key (32 URL-safe characters, 192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
+def check_api_key(key: str) -> str:
+    """``key`` if it can be a key (16-256 characters of ``A-Za-z0-9._~-``).
+
+    Raises:
+        InputError: too short, too long or other characters.
+    """
+    if not _KEY_RE.fullmatch(key):
+        raise InputError("an API key needs 16 to 256 characters of A-Z a-z 0-9 . _ ~ -")
+    return key
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is a loopback address or name (not reachable from elsewhere)."""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 class ServerError(RuntimeError):
@@ -47,6 +89,8 @@ class ServerConfig:
         exit_timeout: seconds Triton may take to finish in-flight requests when stopping.
         extra_args: more ``tritonserver`` arguments, passed as given.
         env: more environment variables for the server and its stubs.
+        api_key: key of the restricted APIs (None: a random one per server).
+        restricted: the APIs behind the key (empty: none, every API open).
     """
 
     host: str = "127.0.0.1"
@@ -58,6 +102,16 @@ class ServerConfig:
     exit_timeout: int = 5
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    api_key: str | None = None
+    restricted: tuple[str, ...] = RESTRICTED_APIS
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.restricted) - set(KNOWN_APIS))
+        if unknown:
+            raise InputError(f"unknown Triton API(s) to restrict: {', '.join(unknown)} "
+                             f"(known: {', '.join(KNOWN_APIS)})")
+        if self.api_key is not None:
+            check_api_key(self.api_key)
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -149,6 +203,25 @@ def _stub_regions(pgid: int) -> list[str]:
     return regions
 
 
+def _stub_pids(pgid: int) -> list[int]:
+    """Live (not zombie) backend stub processes of a process group."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            stat = (entry / "stat").read_text()
+            comm = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+        except (OSError, ProcessLookupError):
+            continue
+        state = stat.rsplit(")", 1)[-1].split()[0]
+        if comm.endswith(b"triton_python_backend_stub") and state not in ("Z", "X"):
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
 class TritonServer:
     """A running ``tritonserver`` serving one model repository (a context manager).
 
@@ -176,11 +249,14 @@ class TritonServer:
         self.http_port = cfg.http_port or spare[1]
         self.metrics_port = cfg.metrics_port or spare[2]
         self.config = cfg
+        self.api_key: str | None = ((cfg.api_key or new_api_key()) if cfg.restricted
+                                    else None)
         self._own_workdir = workdir is None
         self.workdir = (Path(workdir) if workdir
                         else Path(tempfile.mkdtemp(prefix="exatrkx-triton-")))
         self.log_path = self.workdir / "tritonserver.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._stubs: list[int] = []
 
     # ------------------------------------------------------------------ endpoints
 
@@ -202,6 +278,11 @@ class TritonServer:
     def metrics_url(self) -> str:
         """Full URL of the Prometheus metrics."""
         return f"http://{self._client_host}:{self.metrics_port}/metrics"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that open the restricted APIs (empty when none are restricted)."""
+        return {API_KEY_HEADER: self.api_key} if self.api_key else {}
 
     @property
     def pid(self) -> int | None:
@@ -230,8 +311,16 @@ class TritonServer:
             "--exit-on-error=true",
             f"--exit-timeout-secs={cfg.exit_timeout}",
             f"--log-verbose={cfg.log_verbose}",
+            *self._restriction_args(),
             *cfg.extra_args,
         ]
+
+    def _restriction_args(self) -> list[str]:
+        if not self.api_key:
+            return []
+        rule = f"{','.join(self.config.restricted)}:{API_KEY_HEADER}={self.api_key}"
+        # Triton 2.51 spells the HTTP flag "restricted-api"
+        return [f"--grpc-restricted-protocol={rule}", f"--http-restricted-api={rule}"]
 
     def _prepare_backends(self) -> Path:
         _, backends_src, stub, _ = tritonserver_paths()
@@ -275,7 +364,27 @@ class TritonServer:
         except BaseException:
             self.stop()
             raise
+        self._stubs = self.stub_pids()
         return self
+
+    def stub_pids(self) -> list[int]:
+        """Pids of the server's live backend stub processes (one per model instance)."""
+        return [] if self._proc is None else _stub_pids(self._proc.pid)
+
+    def dead_stubs(self) -> list[int]:
+        """Stubs that ran when the server became ready and are gone now.
+
+        Triton 2.51 does not restart a Python-backend stub that died: every later request
+        to its model instance fails ("Stub process ... is not healthy") while the server
+        still reports ready. :meth:`restart` is the way back.
+        """
+        alive = set(self.stub_pids())
+        return [pid for pid in self._stubs if pid not in alive]
+
+    def restart(self) -> TritonServer:
+        """Stop the server (stubs included) and start it again on the same ports."""
+        self.stop()
+        return self.start()
 
     def is_ready(self) -> bool:
         """True when ``/v2/health/ready`` answers 200."""
@@ -309,6 +418,15 @@ class TritonServer:
             return ""
         errors = [ln for ln in text[:-lines] if re.match(r"E\d{4} ", ln)][-20:]
         return "\n".join(errors + text[-lines:])
+
+    def poll(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` s for the server to exit; its exit code, or None."""
+        if self._proc is None:
+            return 0
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def wait(self) -> int:
         """Block until the server exits; returns its exit code."""
@@ -376,8 +494,12 @@ def port_in_use(host: str, port: int) -> bool:
 
 def serve_forever(repository: str | Path | None, weights_dir: str | Path | None,
                   server_config: ServerConfig, repo_config: RepositoryConfig | None = None,
-                  echo: Callable[[str], None] = print) -> int:
+                  echo: Callable[[str], None] = print,
+                  restart_on_stub_failure: bool = True) -> int:
     """Run the server in the foreground until SIGINT/SIGTERM; returns the exit code.
+
+    With ``restart_on_stub_failure``, a backend process that dies (Triton would answer its
+    model with errors from then on) makes the server restart, on the same ports.
 
     ``repository``: ``None`` writes the repository to a temporary folder (removed at exit);
     a folder that already holds models is served as it is; any other folder is written.
@@ -415,10 +537,21 @@ def serve_forever(repository: str | Path | None, weights_dir: str | Path | None,
         echo(f"gRPC:    {server.grpc_url}")
         echo(f"HTTP:    {server.http_url}")
         echo(f"metrics: {server.metrics_url}")
+        if server.api_key and server_config.api_key is None:
+            echo(f"API key: {server.api_key} (clients: export {API_KEY_ENV}=<key>)")
         echo("ready (Ctrl-C to stop)")
-        code = server.wait()
-        raise ServerError(f"tritonserver exited unexpectedly (code {code}):\n"
-                          + server.log_tail())
+        while True:
+            code = server.poll(1.0)
+            if code is not None:
+                raise ServerError(f"tritonserver exited unexpectedly (code {code}):\n"
+                                  + server.log_tail())
+            dead = server.dead_stubs()
+            if dead and restart_on_stub_failure:
+                echo(f"warning: backend process(es) {', '.join(map(str, dead))} died; "
+                     "restarting the server")
+                t0 = time.monotonic()
+                server.restart()
+                echo(f"ready again after {time.monotonic() - t0:.1f} s")
     except (KeyboardInterrupt, _Stop):
         echo("stopping")
         return 0

@@ -45,6 +45,21 @@ def parse_int_list(text: str, what: str, allowed: tuple[int, ...] | None = None,
     return tuple(sorted(set(values)))
 
 
+def parse_float_list(text: str, what: str) -> tuple[float, ...]:
+    """``"0,0.1,2.5"`` -> ``(0.0, 0.1, 2.5)``: sorted, without duplicates.
+
+    Raises:
+        InputError: empty or not numbers.
+    """
+    try:
+        values = {float(p) for p in text.split(",") if p.strip()}
+    except ValueError:
+        raise InputError(f"{what}: give comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise InputError(f"{what}: give a comma-separated list, got {text!r}")
+    return tuple(sorted(values))
+
+
 def parse_protocols(text: str) -> tuple[str, ...]:
     """``"grpc,http,shm"`` -> names of :data:`TRANSPORTS` in the given order.
 
@@ -87,6 +102,9 @@ class StudyConfig:
         seed: seed of simulated events (when the shared ones are absent).
         progress: progress bars on stderr.
         quick: the CI variant (for the report's wording only).
+        network_delays: one-way delays (ms) of the network scan through the loopback proxy
+            (empty: no scan; see :mod:`exatrkx.study.network`).
+        network_bandwidths: bandwidth caps (Gbit/s) of the network scan (empty: uncapped only).
     """
 
     out: Path = Path("study-out")
@@ -109,8 +127,13 @@ class StudyConfig:
     seed: int = 1
     progress: bool = True
     quick: bool = False
+    network_delays: tuple[float, ...] = ()
+    network_bandwidths: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        if any(d < 0 for d in self.network_delays) or any(
+                b <= 0 for b in self.network_bandwidths):
+            raise InputError("--network-delay must be >= 0 ms, --network-bandwidth > 0 Gbit/s")
         if self.n_events < 1:
             raise InputError(f"--n-events must be >= 1, got {self.n_events}")
         if self.repeats < 1:

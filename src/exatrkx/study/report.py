@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from exatrkx.client import STAGES, ModelStats, stats_delta
+from exatrkx.study.network import network_rows, network_section
 from exatrkx.study.resources import ASSUMPTIONS, DEFAULT_RATES, Basis, estimate
 from exatrkx.study.runner import FLOOR_ROWS, OptionRun, ScanPoint, StudyResult
 
@@ -205,6 +206,8 @@ def summarize(result: StudyResult) -> dict[str, Any]:
         "quick": cfg.quick,
         "notes": list(result.notes),
         "wall_s": result.wall_s,
+        "network": network_rows(result.network),
+        "prometheus": result.prometheus,
     }
 
 
@@ -564,6 +567,9 @@ def report_markdown(result: StudyResult, summary: Mapping[str, Any],
     md += [f"![server scan]({plots['server_scan']})", ""]
     md += _perf_section(summary)
     md += _resource_section(summary)
+    if summary["network"]:
+        md += network_section(summary["network"], _f)
+    md += _prometheus_section(summary)
     if summary["notes"]:
         md += ["## Notes", "", *(f"- {n}" for n in summary["notes"]), ""]
     md += ["## Files", "", "- `timings.csv`: every timed event (phase, option, transport, "
@@ -597,6 +603,27 @@ def _perf_section(summary: Mapping[str, Any]) -> list[str]:
     md += _table(["model", "in flight", "PA events/s", "PA p50", "PA p95", "PA queue",
                   "PA infer", "ours events/s", "ours p50", "ours p95"], rows)
     md += [f"- {m} failed: {e}" for m, e in perf["errors"].items()]
+    return [*md, ""]
+
+
+def _prometheus_section(summary: Mapping[str, Any]) -> list[str]:
+    prom = summary.get("prometheus") or {}
+    if not prom.get("models"):
+        return []
+    md = ["## Server-side utilisation (Prometheus)", "",
+          f"Triton's metrics endpoint read before and after the main run and the concurrency "
+          f"scan ({_f(prom['wall_s'], 0)} s): per-model averages of the counter increases "
+          "(µs per request; queue per execution is what the cluster autoscaler watches; busy = "
+          "compute time over the window, summed over instances).", ""]
+    rows = [[m, u["requests"], u["executions"], u["queue_us_per_exec"], u["request_us"],
+             u["queue_us"], u["compute_input_us"], u["compute_infer_us"],
+             u["compute_output_us"], u["busy_fraction"]]
+            for m, u in sorted(prom["models"].items())]
+    md += _table(["model", "requests", "executions", "queue/exec", "request", "queue",
+                  "compute input", "compute infer", "compute output", "busy"], rows)
+    for name, g in sorted(prom.get("gauges", {}).items()):
+        md.append(f"- {name}: mean {_f(g['mean'], 3)}, max {_f(g['max'], 3)} "
+                  f"({g['samples']} samples, 1 s apart)")
     return [*md, ""]
 
 

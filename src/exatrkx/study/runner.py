@@ -65,6 +65,7 @@ class Endpoint:
         pgid: the server's process group (CPU accounting); None for an external server.
         instances: model instances per model.
         batching: dynamic batching on embed and filter.
+        metrics_url: the Prometheus endpoint (None: not known).
     """
 
     grpc_url: str
@@ -72,6 +73,7 @@ class Endpoint:
     pgid: int | None = None
     instances: int = 1
     batching: bool = False
+    metrics_url: str | None = None
 
     def url(self, protocol: str) -> str:
         return self.grpc_url if protocol == "grpc" else self.http_url
@@ -180,6 +182,8 @@ class StudyResult:
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     machine_cores: int = 1
+    network: list[Any] = field(default_factory=list)
+    prometheus: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -219,10 +223,12 @@ def embedded_server(weights: Path | None, scratch: Path, instances: int, batchin
     repo = write_repository(scratch / f"models-{instances}-{int(batching)}", weights,
                             instances=instances, dynamic_batching=batching,
                             torch_threads=threads, libtorch_variant=False)
+    # control APIs open: perf_analyzer cannot send the key over gRPC (loopback server)
     config = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=300,
-                          exit_timeout=2)
+                          exit_timeout=2, restricted=())
     with TritonServer(repo, config) as server:
-        yield Endpoint(server.grpc_url, server.http_url, server.pid, instances, batching)
+        yield Endpoint(server.grpc_url, server.http_url, server.pid, instances, batching,
+                       server.metrics_url)
 
 
 @contextlib.contextmanager
@@ -443,10 +449,20 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
                 result.notes.append("instance and dynamic-batching scans need the embedded "
                                     "server (--url given): only the server as configured "
                                     "was timed")
-            for transport in cfg.protocols:
-                result.main[transport] = run_main(endpoint, transport, events, reference, cfg,
-                                                  weights, result.records)
-            _scans(result, endpoint, events, reference, weights, 1, False)
+            with _prometheus(endpoint, result):
+                for transport in cfg.protocols:
+                    result.main[transport] = run_main(endpoint, transport, events, reference,
+                                                      cfg, weights, result.records)
+                _scans(result, endpoint, events, reference, weights, 1, False)
+            if cfg.network_delays:
+                from exatrkx.study.network import run_network_scan
+
+                note("study: network scan through the loopback delay proxy")
+                result.network = run_network_scan(
+                    endpoint.grpc_url, [ev.features for ev in events], reference,
+                    cfg.network_delays, cfg.network_bandwidths,
+                    options=[o for o in (3, 4, 5) if o in cfg.timed_options] or (3, 4, 5),
+                    in_flight=max(cfg.concurrency), warmup=cfg.warmup, weights=weights)
             if cfg.perf_analyzer:
                 note("study: perf_analyzer")
                 result.perf = run_perf(endpoint, events, cfg, scratch)
@@ -483,6 +499,33 @@ def _scans(result: StudyResult, endpoint: Endpoint, events: Sequence[Event],
             point = run_throughput(endpoint, transport, option, conc, events, reference, cfg,
                                    weights, repeats[phase], phase, result.records, bar)
             (result.scan if phase == "concurrency" else result.server_scan).append(point)
+
+
+@contextlib.contextmanager
+def _prometheus(endpoint: Endpoint, result: StudyResult) -> Iterator[None]:
+    """Triton's metrics over the block: per-model usage and sampled gauges."""
+    from exatrkx.prom import GaugeSampler, model_usage, scrape
+
+    if endpoint.metrics_url is None:
+        yield
+        return
+    try:
+        before = scrape(endpoint.metrics_url)
+    except (OSError, ValueError) as exc:
+        result.notes.append(f"Prometheus metrics unreadable ({exc}); no utilisation section")
+        yield
+        return
+    t0 = time.perf_counter()
+    with GaugeSampler(endpoint.metrics_url, interval_s=1.0) as sampler:
+        yield
+    try:
+        after = scrape(endpoint.metrics_url)
+    except (OSError, ValueError):
+        return
+    wall = time.perf_counter() - t0
+    result.prometheus = {"wall_s": wall, "gauges": sampler.summary(),
+                         "models": {m: u.to_dict()
+                                    for m, u in model_usage(before, after, wall).items()}}
 
 
 def _external(cfg: StudyConfig) -> Endpoint:
