@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from exatrkx.client import RemoteError, make_runner
+from exatrkx.serve.launcher import group_processes
 
 
 @dataclass
@@ -126,12 +127,8 @@ def group_rss(pgid: int) -> dict[str, int]:
     out: dict[str, int] = {}
     page = os.sysconf("SC_PAGE_SIZE")
     count = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry in group_processes(pgid):
         try:
-            if os.getpgid(int(entry.name)) != pgid:
-                continue
             resident = int((entry / "statm").read_text().split()[1]) * page
             name = Path((entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode()).name
         except (OSError, ProcessLookupError, ValueError, IndexError):

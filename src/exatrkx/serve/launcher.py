@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -186,16 +186,24 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _stub_regions(pgid: int) -> list[str]:
-    """Shared-memory regions of the backend stubs in a process group (from their command
-    lines: the stub is started with its region's name)."""
-    regions = []
+def group_processes(pgid: int) -> Iterator[Path]:
+    """The ``/proc/<pid>`` folders of the live processes of a process group."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if os.getpgid(int(entry.name)) != pgid:
-                continue
+            if os.getpgid(int(entry.name)) == pgid:
+                yield entry
+        except (OSError, ProcessLookupError):
+            continue
+
+
+def _stub_regions(pgid: int) -> list[str]:
+    """Shared-memory regions of the backend stubs in a process group (from their command
+    lines: the stub is started with its region's name)."""
+    regions = []
+    for entry in group_processes(pgid):
+        try:
             args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except (OSError, ProcessLookupError):
             continue
@@ -206,12 +214,8 @@ def _stub_regions(pgid: int) -> list[str]:
 def _stub_pids(pgid: int) -> list[int]:
     """Live (not zombie) backend stub processes of a process group."""
     pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry in group_processes(pgid):
         try:
-            if os.getpgid(int(entry.name)) != pgid:
-                continue
             stat = (entry / "stat").read_text()
             comm = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
         except (OSError, ProcessLookupError):
