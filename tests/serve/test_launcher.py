@@ -78,15 +78,21 @@ def read_until_ready(proc: subprocess.Popen[str], timeout: float = 90) -> list[s
     return lines
 
 
-def test_serve_command_prints_endpoints_and_stops_on_sigterm(
-        tmp_path: Path, find_stubs: Callable[[str], list[int]]) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_command_prints_endpoints_and_stops_on_signal(
+        tmp_path: Path, find_stubs: Callable[[str], list[int]], sig: signal.Signals) -> None:
+    """Stops on SIGTERM, and on SIGINT even when started with SIGINT ignored (``&``)."""
     repo = write_floor_repository(tmp_path / "floor")
     ports = free_ports(3)
     cmd = [sys.executable, "-m", "exatrkx.cli", "serve", "--repository", str(repo),
            "--grpc-port", str(ports[0]), "--http-port", str(ports[1]),
            "--metrics-port", str(ports[2])]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as proc:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=_ignore_sigint) as proc:
         try:
             lines = read_until_ready(proc)
             text = "".join(lines)
@@ -94,7 +100,7 @@ def test_serve_command_prints_endpoints_and_stops_on_sigterm(
             assert f"HTTP:    127.0.0.1:{ports[1]}" in text, text
             assert f"http://127.0.0.1:{ports[2]}/metrics" in text, text
             assert find_stubs(str(repo))
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(sig)
             assert proc.wait(30) == 0
         finally:
             if proc.poll() is None:

@@ -533,7 +533,8 @@ def serve_forever(repository: str | Path | None, weights_dir: str | Path | None,
     def on_term(signum: int, frame: object) -> None:
         raise _Stop
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # SIGINT too: a server started in the background (``&``, nohup) inherits SIGINT ignored
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
     server = TritonServer(repo, server_config)
     try:
         server.start()
@@ -560,7 +561,8 @@ def serve_forever(repository: str | Path | None, weights_dir: str | Path | None,
         echo("stopping")
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         server.cleanup()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
