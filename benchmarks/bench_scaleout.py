@@ -16,43 +16,24 @@ where a single server leaves a core idle (a serial stage, the gRPC front end).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from exatrkx.balance import MultiServerRunner
-from exatrkx.serve import ServerConfig, TritonServer, write_repository
+from exatrkx.client import make_runner
+from exatrkx.serve import write_repository
 from exatrkx.study.measure import load_events, weights_or_random
+from exatrkx.study.scaleout import measure_servers, servers_rows, started_servers
 
 #: (label, servers, instances per model)
 SETTINGS = [("1 server x 1 instance", 1, 1), ("2 servers x 1 instance", 2, 1),
             ("3 servers x 1 instance", 3, 1), ("1 server x 2 instances", 1, 2),
             ("1 server x 3 instances", 1, 3)]
-
-
-def measure(urls: list[str], option: int, feats: list[np.ndarray], in_flight: int,
-            policy: str, passes: int, weights: Path) -> dict[str, object]:
-    with MultiServerRunner(urls, option, policy=policy, concurrency=in_flight,
-                           health_interval_s=0, weights_dir=weights) as runner:
-        runner.run_many((feats * in_flight)[:max(in_flight, 4)])  # warm every connection
-        for s in runner.servers:
-            s.served = 0
-        t0 = time.perf_counter()
-        results = []
-        for _ in range(passes):
-            results += runner.run_many(feats)
-        wall = time.perf_counter() - t0
-        lat = [t.total_ms for _, t in results]
-        return {"events_per_s": len(results) / wall, "p50_ms": float(np.percentile(lat, 50)),
-                "p95_ms": float(np.percentile(lat, 95)),
-                "per_server": list(runner.served().values()), "retries": runner.retries}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     options = [int(o) for o in args.options.split(",")]
     cores = len(os.sched_getaffinity(0))
-    rows = []
+    points = []
     with tempfile.TemporaryDirectory(prefix="exatrkx-scaleout-") as tmp:
         scratch = Path(tmp)
         weights = weights_or_random(args.weights, scratch, lambda s: print(s, file=sys.stderr))
@@ -80,22 +61,25 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         repos = {i: write_repository(scratch / f"models-{i}", weights, instances=i,
                                      libtorch_variant=False) for i in (1, 2, 3)}
+        with make_runner(0, weights_dir=weights) as local:
+            reference = [local.run(x)[0] for x in feats]
         for label, n_servers, instances in SETTINGS:
-            with contextlib.ExitStack() as stack:
-                servers = [stack.enter_context(TritonServer(
-                    repos[instances], ServerConfig(grpc_port=0, http_port=0, metrics_port=0,
-                                                   exit_timeout=2)))
-                           for _ in range(n_servers)]
-                urls = [s.grpc_url for s in servers]
+            with started_servers(repos[instances], n_servers) as urls:
                 for option in options:
-                    row = {"setting": label, "servers": n_servers, "instances": instances,
-                           "option": option,
-                           **measure(urls, option, feats, args.in_flight, args.policy,
-                                     args.passes, weights)}
-                    rows.append(row)
-                    print(f"{label:<26} S{option}: {row['events_per_s']:6.1f} events/s  "
-                          f"p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms  "
-                          f"per server {row['per_server']}", flush=True)
+                    point = measure_servers(urls, option, feats, reference, args.in_flight,
+                                            passes=args.passes, weights=weights,
+                                            policy=args.policy)
+                    point.instances = instances
+                    points.append(point)
+                    row = servers_rows([point])[0]
+                    print(f"{label:<26} S{option}: {row['throughput_eps']:6.1f} events/s  "
+                          f"p50 {row['latency_p50_ms']:7.1f} ms  "
+                          f"p95 {row['latency_p95_ms']:7.1f} ms  "
+                          f"per server {row['per_server']}  labels "
+                          f"{'same' if row['identical_labels'] else 'DIFFERENT'}", flush=True)
+    rows = servers_rows(points)
+    print("speed-up against 1 server x 1 instance: " + ", ".join(
+        f"{r['servers']}x{r['instances']} S{r['option']} {r['speedup']:.2f}" for r in rows))
     if args.json:
         args.json.write_text(json.dumps({"cores": cores, "in_flight": args.in_flight,
                                          "policy": args.policy, "rows": rows}, indent=1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -59,3 +61,52 @@ def test_prometheus_section() -> None:
         "wall_s": 12.0, "models": {"exatrkx_pipeline": usage},
         "gauges": {"nv_cpu_utilization": {"mean": 0.5, "max": 0.9, "samples": 12}}}}))
     assert "exatrkx_pipeline" in text and "nv_cpu_utilization: mean 0.500" in text
+
+
+def test_servers_table_from_fake_points() -> None:
+    from exatrkx.study.config import parse_int_list
+    from exatrkx.study.scaleout import ServersPoint, server_settings, servers_rows, servers_section
+
+    assert server_settings((3, 1, 2)) == [(1, 1), (2, 1), (3, 1), (1, 2), (1, 3)]
+    assert parse_int_list("2,1", "--servers") == (1, 2)
+    assert StudyConfig().servers == ()
+    points = [ServersPoint(1, 1, 5, 4, events=20, wall_s=2.0, latencies=[40.0] * 20,
+                           per_server=[20]),
+              ServersPoint(2, 1, 5, 4, events=20, wall_s=1.6, latencies=[30.0] * 20,
+                           per_server=[10, 10]),
+              ServersPoint(1, 2, 5, 4, events=20, wall_s=1.8, latencies=[35.0] * 20,
+                           per_server=[20], mismatched=1),
+              ServersPoint(2, 1, 4, 1, events=10, wall_s=1.0, latencies=[90.0] * 10,
+                           per_server=[5, 5])]
+    rows = servers_rows(points)
+    assert rows[0]["speedup"] == pytest.approx(1.0)
+    assert rows[1]["speedup"] == pytest.approx(12.5 / 10.0)
+    assert rows[2]["identical_labels"] is False
+    assert rows[3]["speedup"] != rows[3]["speedup"]  # no 1 x 1 point for S4 c1: NaN
+    text = "\n".join(servers_section(rows, 2, _f))
+    assert "## Scale-out over servers" in text
+    assert "| 2 | 1 | S5 | 4 | 12.50 | 1.25 | 30.00 | 30.00 | 10/10 | yes |" in text
+    assert "1.25x one server's throughput" in text
+    assert "2-core machine" in text
+
+
+def test_stage_plot_fits_the_tallest_stack(tmp_path: Path) -> None:
+    from exatrkx.study.report import OVERHEAD, plot_stages
+
+    stages = {"embed": 5.0, "build": 300.0, "filter": 2.0, "gnn": 1.0, "label": 40.0}
+    options = {o: {"stages_ms": stages if o == "0" else {"exatrkx_pipeline": 20.0},
+                   "overhead_ms": dict.fromkeys(OVERHEAD, 10.0)} for o in ("0", "5")}
+    summary = {"options": options, "floor": {"hop_ms": 0.5, "ensemble5_ms": 1.0}}
+    import matplotlib.figure
+
+    seen: list[tuple[float, float]] = []
+    original = matplotlib.figure.Figure.savefig
+
+    def record(fig: matplotlib.figure.Figure, *args: object, **kwargs: object) -> None:
+        seen.extend(ax.get_ylim() for ax in fig.axes)
+        original(fig, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(matplotlib.figure.Figure, "savefig", record)
+        plot_stages(summary, tmp_path / "stages.png")
+    assert seen[0][1] >= 348.0 and seen[1][1] >= 50.0

@@ -285,6 +285,10 @@ def study(
              "loopback delay proxy.")] = None,
     network_bandwidth: Annotated[str | None, typer.Option(
         help="Bandwidth caps in Gbit/s for the network scan, e.g. 1,10.")] = None,
+    servers: Annotated[str | None, typer.Option(
+        help="Server counts, e.g. 1,2,3: also time options 4 and 5 over that many embedded "
+             "servers (one instance each) against one server with as many instances.")]
+    = None,
 ) -> None:
     """The timing study: every service option, transports, concurrency, server settings and
     perf_analyzer; writes report.md, PNG plots and timings.csv, prints a summary."""
@@ -306,7 +310,8 @@ def study(
         "perf_analyzer": perf_analyzer,
         "options": parse_int_list(options, "--options", ALL_OPTIONS, minimum=0),
         "protocols": parse_protocols(protocols)}
-    for key, value in (("concurrency", concurrency), ("instances", instances)):
+    for key, value in (("concurrency", concurrency), ("instances", instances),
+                       ("servers", servers)):
         if value is not None:
             settings[key] = parse_int_list(value, f"--{key}")
     for key, value in (("repeats", repeats), ("n_events", n_events),

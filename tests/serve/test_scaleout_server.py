@@ -14,6 +14,7 @@ from exatrkx.balance import MultiServerRunner
 from exatrkx.client import make_runner
 from exatrkx.serve import TritonServer
 from exatrkx.study.network import ROUND_TRIPS, network_rows, run_network_scan
+from exatrkx.study.scaleout import measure_servers, started_servers
 
 pytestmark = pytest.mark.server
 
@@ -29,6 +30,25 @@ def second_server(repository: Path, server_config: Callable[..., object]) -> Ite
 def _reference(url: str, events: list[np.ndarray]) -> list[np.ndarray]:
     with make_runner(5, url) as runner:
         return [runner.run(x)[0] for x in events]
+
+
+def test_scan_point_over_two_servers(server: TritonServer, second_server: TritonServer,
+                                     events: list[np.ndarray], weights_dir: Path) -> None:
+    feats = [x for x in events if len(x) <= 1000][:4]
+    reference = _reference(server.grpc_url, feats)
+    point = measure_servers([server.grpc_url, second_server.grpc_url], 5, feats, reference, 2,
+                            passes=2, warmup=1, weights=weights_dir)
+    assert point.events == 2 * len(feats) and point.mismatched == 0
+    assert sum(point.per_server) == point.events and all(point.per_server)
+    assert point.throughput > 0
+
+
+def test_started_servers_are_stopped(repository: Path) -> None:
+    from exatrkx.balance import probe_ready
+
+    with started_servers(repository, 1) as urls:
+        assert probe_ready(urls[0])
+    assert not probe_ready(urls[0])
 
 
 def test_events_spread_over_two_servers_and_survive_one_dying(

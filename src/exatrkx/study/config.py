@@ -105,6 +105,8 @@ class StudyConfig:
         network_delays: one-way delays (ms) of the network scan through the loopback proxy
             (empty: no scan; see :mod:`exatrkx.study.network`).
         network_bandwidths: bandwidth caps (Gbit/s) of the network scan (empty: uncapped only).
+        servers: server counts of the multi-server scan (empty: no scan; embedded server
+            only; see :mod:`exatrkx.study.scaleout`).
     """
 
     out: Path = Path("study-out")
@@ -129,6 +131,7 @@ class StudyConfig:
     quick: bool = False
     network_delays: tuple[float, ...] = ()
     network_bandwidths: tuple[float, ...] = ()
+    servers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if any(d < 0 for d in self.network_delays) or any(

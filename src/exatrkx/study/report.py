@@ -19,6 +19,7 @@ from exatrkx.client import STAGES, ModelStats, stats_delta
 from exatrkx.study.network import network_rows, network_section
 from exatrkx.study.resources import ASSUMPTIONS, DEFAULT_RATES, Basis, estimate
 from exatrkx.study.runner import FLOOR_ROWS, OptionRun, ScanPoint, StudyResult
+from exatrkx.study.scaleout import servers_rows, servers_section
 
 #: Models an option (or floor row) sends its requests to.
 TOP_MODELS: dict[str, tuple[str, ...]] = {
@@ -207,6 +208,7 @@ def summarize(result: StudyResult) -> dict[str, Any]:
         "notes": list(result.notes),
         "wall_s": result.wall_s,
         "network": network_rows(result.network),
+        "servers": servers_rows(result.servers),
         "prometheus": result.prometheus,
     }
 
@@ -288,6 +290,13 @@ def plot_concurrency(summary: Mapping[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _top(ax: Any, stacks: np.ndarray) -> None:
+    """y from 0 to the tallest stack plus room for the legend."""
+    finite = stacks[np.isfinite(stacks)]
+    top = float(finite.max()) if finite.size else 0.0
+    ax.set_ylim(0.0, top * 1.3 if top > 0 else 1.0)
+
+
 def plot_stages(summary: Mapping[str, Any], path: Path) -> Path:
     """Stacked bars per option: client-side stages, and the overhead decomposition."""
     fig, (ax_s, ax_o) = _figure(12, 4.6, 2)
@@ -301,6 +310,7 @@ def plot_stages(summary: Mapping[str, Any], path: Path) -> Path:
             ax_s.bar(names, vals, bottom=bottom, label=key)
             bottom += vals
     ax_s.set(ylabel="ms per event", title="per-stage split, client side")
+    _top(ax_s, bottom)
     rows = [*opts, "hop", "ensemble5"]
     floor = summary["floor"]
     bottom = np.zeros(len(rows))
@@ -313,8 +323,9 @@ def plot_stages(summary: Mapping[str, Any], path: Path) -> Path:
                  label=OVERHEAD_TEXT[comp])
         bottom += arr
     ax_o.set(ylabel="ms per event", title="where the time goes (floor: whole round trip)")
-    for ax in (ax_s, ax_o):
-        ax.legend(fontsize=7)
+    _top(ax_o, bottom)
+    for ax, ncols in ((ax_s, 4), (ax_o, 2)):
+        ax.legend(fontsize=7, loc="upper center", ncols=ncols)  # in the room _top leaves
         ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -569,6 +580,8 @@ def report_markdown(result: StudyResult, summary: Mapping[str, Any],
     md += _resource_section(summary)
     if summary["network"]:
         md += network_section(summary["network"], _f)
+    if summary.get("servers"):
+        md += servers_section(summary["servers"], summary["machine_cores"], _f)
     md += _prometheus_section(summary)
     if summary["notes"]:
         md += ["## Notes", "", *(f"- {n}" for n in summary["notes"]), ""]

@@ -8,7 +8,9 @@
 3. concurrency scan (headline transport): options 0, 4, 5 with 1..N events in flight;
 4. server scan: the remote options with 1 or 2 instances per model and with dynamic
    batching, each setting on a freshly started server (embedded server only);
-5. perf_analyzer against the whole-event models.
+5. perf_analyzer against the whole-event models;
+6. multi-server scan (``servers`` given, embedded server only): options 4 and 5 over 1..N
+   servers balanced by the client, against one server with N instances.
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ class StudyResult:
     wall_s: float = 0.0
     machine_cores: int = 1
     network: list[Any] = field(default_factory=list)
+    servers: list[Any] = field(default_factory=list)
     prometheus: dict[str, Any] = field(default_factory=dict)
 
 
@@ -474,6 +477,18 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
                  f"{'on' if batching else 'off'}")
             with embedded_server(weights, scratch, instances, batching, cfg.threads) as ep:
                 _scans(result, ep, events, reference, weights, instances, batching)
+        if cfg.servers and cfg.embedded:
+            from exatrkx.study.scaleout import run_servers_scan
+
+            note(f"study: multi-server scan ({','.join(map(str, cfg.servers))} servers)")
+            result.servers = run_servers_scan(
+                weights, scratch, [ev.features for ev in events], reference, cfg.servers,
+                sorted({1, *cfg.concurrency}),
+                options=[o for o in (4, 5) if o in cfg.timed_options] or (4, 5),
+                threads=cfg.threads, warmup=cfg.warmup)
+        elif cfg.servers:
+            result.notes.append("the multi-server scan needs the embedded server (--url "
+                                "given): not run")
     result.wall_s = time.perf_counter() - t_start
     return result
 
