@@ -21,14 +21,20 @@ import inspect
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from exatrkx.client import ClientConfig, EventTiming, RemoteError, Runner, make_runner
+from exatrkx.client import (
+    ClientConfig,
+    EventTiming,
+    RemoteError,
+    Runner,
+    make_runner,
+    run_concurrently,
+)
 from exatrkx.errors import InputError
 
 POLICIES = ("least", "round_robin")
@@ -250,12 +256,8 @@ class MultiServerRunner:
     def run_many(self, events: Iterable[np.ndarray | torch.Tensor],
                  concurrency: int | None = None) -> list[tuple[np.ndarray, EventTiming]]:
         """Many events with up to ``concurrency`` (default: the runner's) in flight."""
-        items = list(events)
-        n = min(concurrency or self.concurrency, self.concurrency)
-        if n <= 1:
-            return [self.run(x) for x in items]
-        with ThreadPoolExecutor(n) as pool:
-            return list(pool.map(self.run, items))
+        return run_concurrently(self.run, events,
+                                min(concurrency or self.concurrency, self.concurrency))
 
     def served(self) -> dict[str, int]:
         """Events answered per server URL."""

@@ -560,6 +560,16 @@ class _Worker:
         self.run = run
 
 
+def run_concurrently(run: Callable[[Any], Any], items: Iterable[Any],
+                     concurrency: int) -> list[Any]:
+    """``[run(x) for x in items]`` with up to ``concurrency`` calls in flight, in order."""
+    items = list(items)
+    if concurrency <= 1:
+        return [run(x) for x in items]
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(run, items))
+
+
 class Runner:
     """Runs events for one service option; labels plus timing per event.
 
@@ -607,12 +617,8 @@ class Runner:
     def run_many(self, events: Iterable[np.ndarray | torch.Tensor],
                  concurrency: int | None = None) -> list[tuple[np.ndarray, EventTiming]]:
         """Many events with up to ``concurrency`` (default: all workers) in flight."""
-        items = list(events)
-        n = min(concurrency or self.concurrency, self.concurrency)
-        if n <= 1:
-            return [self.run(x) for x in items]
-        with ThreadPoolExecutor(n) as pool:
-            return list(pool.map(self.run, items))
+        return run_concurrently(self.run, events,
+                                min(concurrency or self.concurrency, self.concurrency))
 
     def server_statistics(self) -> dict[str, dict[str, int]]:
         """Cumulative per-model server statistics (empty for option 0)."""
