@@ -159,3 +159,15 @@ def test_real_event_smoke(weights: Path, shared_hnl_dir: Path) -> None:
     res = pipe.run(ev.features)
     assert res.labels.shape == (ev.num_hits,)
     assert res.edges_build > ev.num_hits  # realistic density with the default radius
+
+
+def test_stage_factory_refuses_a_missing_net_or_an_unknown_stage() -> None:
+    from exatrkx.config import PipelineConfig
+    from exatrkx.pipeline import stage
+
+    cfg = PipelineConfig()
+    with pytest.raises(ValueError, match="needs its net"):
+        stage("gnn", cfg)
+    with pytest.raises(ValueError, match="unknown stage"):
+        stage("walk", cfg)
+    assert callable(stage("build", cfg)) and callable(stage("label", cfg))

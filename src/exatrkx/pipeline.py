@@ -66,18 +66,41 @@ def _label(cut: float, method: str, features: Tensor, edges: Tensor, scores: Ten
     return label_event(features, edges, scores, cut, method)
 
 
+def stage(name: str, config: PipelineConfig, net: nn.Module | None = None,
+          frnn_backend: str = "auto") -> Callable[..., Tensor]:
+    """One stage as a callable with the settings of ``config`` bound (see :class:`Stages`).
+
+    The in-process pipeline and every served stage model get their stage from here.
+
+    Args:
+        name: one of :data:`STAGE_NAMES`.
+        config: radius, k, cuts and label method.
+        net: the stage's net (embed, filter, gnn); None for build and label.
+        frnn_backend: build backend (``auto``, ``kdtree`` or ``torch``).
+    """
+    if name in ("embed", "filter", "gnn") and net is None:
+        raise ValueError(f"the {name} stage needs its net")
+    if name == "embed":
+        return functools.partial(embed, net)
+    if name == "build":
+        return functools.partial(build_edges, radius=config.radius,
+                                 max_neighbours=config.max_neighbours, backend=frnn_backend)
+    if name == "filter":
+        return functools.partial(_filter_kept, net, config.filter_cut)
+    if name == "gnn":
+        return functools.partial(classify_edges, net)
+    if name == "label":
+        return functools.partial(_label, config.gnn_cut, config.label_method)
+    raise ValueError(f"unknown stage {name!r} ({', '.join(STAGE_NAMES)})")
+
+
 def local_stages(nets: Nets, config: PipelineConfig, device: torch.device | str = "cpu",
                  frnn_backend: str = "auto") -> Stages:
     """The five stages in this process, with the nets on ``device`` (moved in place)."""
     nets.to(device).eval()
-    return Stages(
-        embed=functools.partial(embed, nets.embed),
-        build=functools.partial(build_edges, radius=config.radius,
-                                max_neighbours=config.max_neighbours, backend=frnn_backend),
-        filter=functools.partial(_filter_kept, nets.filter, config.filter_cut),
-        gnn=functools.partial(classify_edges, nets.gnn),
-        label=functools.partial(_label, config.gnn_cut, config.label_method),
-    )
+    net = dict(nets.items())
+    return Stages(**{name: stage(name, config, net.get(name), frnn_backend)
+                     for name in STAGE_NAMES})
 
 
 @dataclass

@@ -9,6 +9,7 @@ live in :mod:`exatrkx.stages` and :mod:`exatrkx.pipeline`. This module imports
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,13 @@ class _Adapter:
 
     def setup(self) -> None:
         """Load what the model needs (nets)."""
+
+    def pipeline_stage(self, name: str, net: torch.nn.Module | None = None
+                       ) -> Callable[..., torch.Tensor]:
+        """The package's stage ``name`` with this model's pipeline settings bound."""
+        from exatrkx.pipeline import stage
+
+        return stage(name, self.config, net)
 
     def load_net(self, name: str) -> torch.nn.Module:
         from exatrkx.models import load_torchscript
@@ -155,17 +163,14 @@ class EmbedModel(_Adapter):
     model_name = "embed"
 
     def setup(self) -> None:
-        from exatrkx.stages.embed import embed
-
-        self.net = self.load_net("embed")
-        self.stage = embed
+        self.stage = self.pipeline_stage("embed", self.load_net("embed"))
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        return [("EMBEDDING", self.stage(self.net, tensors[0]))]
+        return [("EMBEDDING", self.stage(tensors[0]))]
 
     def run_batch(self, batch: list[list[torch.Tensor]]) -> list[list[tuple[str, torch.Tensor]]]:
         sizes = [int(t[0].shape[0]) for t in batch]
-        out = self.stage(self.net, torch.cat([t[0] for t in batch]))
+        out = self.stage(torch.cat([t[0] for t in batch]))
         return [[("EMBEDDING", part)] for part in torch.split(out, sizes)]
 
 
@@ -176,13 +181,10 @@ class BuildModel(_Adapter):
     model_name = "build"
 
     def setup(self) -> None:
-        from exatrkx.stages.build import build_edges
-
-        self.stage = build_edges
+        self.stage = self.pipeline_stage("build")
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        edges = self.stage(tensors[0], self.config.radius, self.config.max_neighbours)
-        return [("EDGES", edges)]
+        return [("EDGES", self.stage(tensors[0]))]
 
 
 class FilterModel(_Adapter):
@@ -192,14 +194,10 @@ class FilterModel(_Adapter):
     model_name = "filter"
 
     def setup(self) -> None:
-        from exatrkx.stages.filter import filter_edges
-
-        self.net = self.load_net("filter")
-        self.stage = filter_edges
+        self.stage = self.pipeline_stage("filter", self.load_net("filter"))
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        kept, _ = self.stage(self.net, tensors[0], tensors[1], self.config.filter_cut)
-        return [("EDGES_KEPT", kept)]
+        return [("EDGES_KEPT", self.stage(tensors[0], tensors[1]))]
 
 
 class GNNModel(_Adapter):
@@ -209,30 +207,23 @@ class GNNModel(_Adapter):
     model_name = "gnn"
 
     def setup(self) -> None:
-        from exatrkx.stages.gnn import classify_edges
-
-        self.net = self.load_net("gnn")
-        self.stage = classify_edges
+        self.stage = self.pipeline_stage("gnn", self.load_net("gnn"))
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        return [("SCORES", self.stage(self.net, tensors[0], tensors[1]))]
+        return [("SCORES", self.stage(tensors[0], tensors[1]))]
 
 
 class LabelModel(_Adapter):
-    """``label``: FEATURES, EDGES_KEPT, SCORES -> LABELS (:func:`label_event`)."""
+    """``label``: FEATURES, EDGES_KEPT, SCORES -> LABELS (the package's label stage)."""
 
     inputs = ("FEATURES", "EDGES_KEPT", "SCORES")
     model_name = "label"
 
     def setup(self) -> None:
-        from exatrkx.stages.label import label_event
-
-        self.stage = label_event
+        self.stage = self.pipeline_stage("label")
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        features, edges, scores = tensors
-        return [("LABELS", self.stage(features, edges, scores, self.config.gnn_cut,
-                                      self.config.label_method))]
+        return [("LABELS", self.stage(*tensors))]
 
 
 class PipelineModel(_Adapter):
