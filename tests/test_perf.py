@@ -195,7 +195,11 @@ def check_rows(rows: list[dict[str, object]], levels: list[int]) -> None:
     for row in rows:
         assert row["throughput_infer_per_s"] > 0  # type: ignore[operator]
         assert row["requests"] > 0  # type: ignore[operator]
-        assert row["server_successes"] == row["server_inferences"]
+        # Triton counts an inference when it runs and a success when the response is sent;
+        # perf_analyzer reads both while up to `concurrency` requests are in flight
+        gap = row["server_inferences"] - row["server_successes"]  # type: ignore[operator]
+        assert abs(gap) <= row["concurrency"], row  # type: ignore[operator]
+        assert row["server_successes"] > 0  # type: ignore[operator]
         assert 0 < row["latency_p50_ms"] <= row["latency_p99_ms"]  # type: ignore[operator]
         assert row["server_compute_infer_ms"] is not None
 
