@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from exatrkx.allocator import tune_allocator
 from exatrkx.client import make_runner
 from exatrkx.serve import ServerConfig, TritonServer, write_repository
 from exatrkx.study.measure import load_events, weights_or_random
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    tune_allocator()  # as the CLI and the served models do
     delays = [float(d) for d in args.delays.split(",") if d]
     caps = [float(b) for b in args.bandwidths.split(",") if b]
     with tempfile.TemporaryDirectory(prefix="exatrkx-netem-") as tmp:

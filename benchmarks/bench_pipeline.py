@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from exatrkx.allocator import tune_allocator
 from exatrkx.config import EmbedConfig, FilterConfig, GNNConfig, PipelineConfig
 from exatrkx.data import hnl_events_dir
 from exatrkx.errors import InputError
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no events: ../shared/data/hnl-lrt-100 is absent; pass --events", file=sys.stderr)
         return 2
     events = [ev.features for ev in iter_events(path)]
+    tune_allocator()  # as the exatrkx command does
     print(f"{len(events)} events, {sum(len(f) for f in events)} hits, "
           f"torch threads {args.threads}", flush=True)
     calib = events[:10]

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from exatrkx.allocator import tune_allocator
 from exatrkx.client import make_runner
 from exatrkx.serve import write_repository
 from exatrkx.study.measure import load_events, weights_or_random
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    tune_allocator()  # as the CLI and the served models do
     options = [int(o) for o in args.options.split(",")]
     cores = len(os.sched_getaffinity(0))
     points = []

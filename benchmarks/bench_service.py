@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from exatrkx.allocator import tune_allocator
 from exatrkx.client import (
     FLOOR_MODELS,
     ClientConfig,
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     events = [ev.features for _, ev in zip(range(args.n), iter_events(source), strict=False)]
     torch.set_num_threads(args.threads)
+    tune_allocator()  # as the CLI and the served models do
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
         weights = weights_or_random(args.weights, Path(tmp))

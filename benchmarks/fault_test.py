@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from exatrkx.allocator import tune_allocator
 from exatrkx.client import ClientConfig, RemoteError, Transport, make_runner
 from exatrkx.io import event_sources, read_event, tracks_path
 from exatrkx.loadtest import run_load
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    tune_allocator()  # as the CLI and the served models do
     sources = event_sources(args.events)
     events = [read_event(s).features for s in sources]
     with make_runner(0, weights_dir=args.weights) as local:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from exatrkx.allocator import tune_allocator
 from exatrkx.client import make_runner
 from exatrkx.io import iter_events
 from exatrkx.loadtest import group_rss, memory_trend, run_load
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    tune_allocator()  # as the CLI and the served models do
     options = [int(o) for o in args.options.split(",")]
     events = [ev.features for ev in iter_events(args.events)]
     with make_runner(0, weights_dir=args.weights) as local:

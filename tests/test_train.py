@@ -13,7 +13,7 @@ from exatrkx.errors import InputError
 from exatrkx.models import load_models
 from exatrkx.pipeline import load_pipeline
 from exatrkx.simulate import run_simulate
-from exatrkx.train import TrainConfig, rotate_phi, run_train, truth_pairs
+from exatrkx.train import Sample, TrainConfig, edge_truth, rotate_phi, run_train, truth_pairs
 
 
 def test_truth_pairs_join_consecutive_hits_of_each_particle() -> None:
@@ -23,6 +23,16 @@ def test_truth_pairs_join_consecutive_hits_of_each_particle() -> None:
     # particle 7: rows 2 (id 10) -> 4 (id 20) -> 0 (id 30); particle 3: rows 3 -> 5; noise none
     assert sorted(map(tuple, pairs.T.tolist())) == [(4, 0), (4, 2), (5, 3)]
     assert (pairs[0] > pairs[1]).all()
+
+
+def test_edge_truth_can_teach_slow_particles_as_false() -> None:
+    pid = torch.tensor([5, 5, 9, 9, 0, 0])
+    pt = torch.tensor([2.0, 2.0, 0.2, 0.2, 0.0, 0.0])
+    s = Sample(torch.zeros(6, 3), pid, torch.zeros((2, 0), dtype=torch.int64),
+               torch.zeros(0), pt, torch.zeros(0, dtype=torch.bool), None)  # type: ignore[arg-type]
+    edges = torch.tensor([[1, 3, 5, 2], [0, 2, 4, 1]])
+    assert edge_truth(s, edges, 0.0).tolist() == [True, True, False, False]
+    assert edge_truth(s, edges, 0.4).tolist() == [True, False, False, False]
 
 
 def test_rotate_phi_stays_in_range_and_keeps_r_z() -> None:

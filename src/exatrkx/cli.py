@@ -43,6 +43,14 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@app.callback()
+def _process_setup() -> None:
+    """ExaTrkX GNN track finding, in-process and served by NVIDIA Triton."""
+    from exatrkx.allocator import tune_allocator
+
+    tune_allocator()  # every command may run pipeline stages in this process
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
@@ -101,6 +109,9 @@ def train(
     gnn_epochs: Annotated[int | None, typer.Option(help="Passes of the GNN training.")] = None,
     threads: Annotated[int | None, typer.Option(help="Torch threads (1 is faster on a busy "
                                                      "machine).")] = None,
+    edge_pt: Annotated[float | None, typer.Option(
+        help="pT (GeV) below which the filter and GNN learn a particle's edges as false "
+             "(0 = all true).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress.")] = True,
 ) -> None:
     """Train the embedding, filter and GNN nets and choose radius and cuts."""
@@ -108,9 +119,12 @@ def train(
 
     if events is not None and events < 1:
         raise InputError(f"--events must be positive, got {events}")
+    if edge_pt is not None and not edge_pt >= 0:
+        raise InputError(f"--edge-pt must be >= 0, got {edge_pt}")
     run_train(out, data=data, quick=quick, progress=progress,
               overrides={"train_events": events, "seed": seed, "pileup": pileup,
-                         "gnn_epochs": gnn_epochs, "threads": threads})
+                         "gnn_epochs": gnn_epochs, "threads": threads,
+                         "edge_pt": edge_pt})
 
 
 # ---------------------------------------------------------------------------- serve

@@ -68,6 +68,25 @@ class GNNConfig:
 
 
 @dataclass(frozen=True)
+class SelectionConfig:
+    """Track selection after labelling (:mod:`exatrkx.stages.select`).
+
+    Attributes:
+        min_pt: tracks whose fitted transverse momentum (GeV) is below this lose their
+            label; 0 keeps every track. 0.4 GeV: such a track's transverse diameter is
+            1.3 m, so it leaves the tracker before it can curl back.
+        min_sagitta: mm; a track is judged only if a track at ``min_pt`` would curve this
+            much over the track's transverse extent (short arcs, such as forward tracks
+            seen only by the pixel disks, are kept whatever their fit says).
+        field: solenoid field in tesla.
+    """
+
+    min_pt: float = 0.4
+    min_sagitta: float = 1.0
+    field: float = 2.0
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Everything that decides which labels an event gets.
 
@@ -79,6 +98,7 @@ class PipelineConfig:
         label_method: ``"best_outer"``, ``"best_inner"`` (every hit keeps its best edge
             outwards / inwards, then connected components) or ``"components"``; see
             :mod:`exatrkx.stages.label`.
+        selection: which labelled tracks are reported (minimum fitted pT).
     """
 
     embed: EmbedConfig = field(default_factory=EmbedConfig)
@@ -89,13 +109,15 @@ class PipelineConfig:
     filter_cut: float = 0.2
     gnn_cut: float = 0.5
     label_method: str = "best_outer"
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
-        sub = {"embed": EmbedConfig, "filter": FilterConfig, "gnn": GNNConfig}
+        sub = {"embed": EmbedConfig, "filter": FilterConfig, "gnn": GNNConfig,
+               "selection": SelectionConfig}
         known = {f.name for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():

@@ -15,10 +15,11 @@ Definitions:
 - **stages**: ``build`` (all candidate edges), ``filter`` (edges the filter kept), ``gnn``
   (kept edges with GNN score above the cut: the graph the labels come from). The headline
   ``edge_efficiency`` / ``edge_purity`` are those of ``gnn``.
-- **tracks**: hits sharing a label >= 0 (label -1 = in no track). **Matching** (double
-  majority): a track matches a particle when > 50% of the track's hits are the particle's
-  and the track holds > 50% of the particle's hits in the event (so a particle matches at
-  most one track).
+- **tracks**: hits sharing a label >= 0 (label -1 = in no track): the tracks the pipeline
+  reports, i.e. after the label stage's minimum-pT selection (:mod:`exatrkx.stages.select`).
+  **Matching** (double majority): a track matches a particle when > 50% of the track's
+  hits are the particle's and the track holds > 50% of the particle's hits in the event
+  (so a particle matches at most one track).
 - **reconstructable particle**: not noise, ``pT > pt_min`` (1 GeV) and ``>= min_hits`` (5)
   hits in the event. **Track efficiency** = matched reconstructable particles /
   reconstructable particles; ``track_efficiency_displaced`` the same for those produced at
@@ -295,6 +296,14 @@ def summarize(events: Sequence[EventMetrics], config: MetricsConfig | None = Non
 def gnn_edges(edges: np.ndarray, scores: np.ndarray, cut: float) -> np.ndarray:
     """The edges whose GNN score is above ``cut``: ``[2, E] -> [2, E']``."""
     return np.asarray(edges)[:, np.asarray(scores) > cut]
+
+
+def stage_edges(graph: Mapping[str, np.ndarray], gnn_cut: float) -> dict[str, np.ndarray]:
+    """The ``edges`` argument of :func:`evaluate_event` from a pipeline result's graph
+    (``build_edges``, ``filter_edges``, ``gnn_scores``; see ``Pipeline.run(keep_graph)``)."""
+    kept = graph["filter_edges"]
+    return {"build": graph["build_edges"], "filter": kept,
+            "gnn": gnn_edges(kept, graph["gnn_scores"], gnn_cut)}
 
 
 def plot_efficiency(summary: Mapping[str, Any], outdir: str | Path) -> list[Path]:

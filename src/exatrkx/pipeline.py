@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from exatrkx.config import PipelineConfig
+from exatrkx.config import PipelineConfig, SelectionConfig
 from exatrkx.errors import InputError
 from exatrkx.io import check_features
 from exatrkx.models import Nets, load_models, script_models
@@ -61,9 +61,9 @@ def _filter_kept(model: nn.Module, cut: float, features: Tensor, edges: Tensor) 
     return filter_edges(model, features, edges, cut)[0]
 
 
-def _label(cut: float, method: str, features: Tensor, edges: Tensor, scores: Tensor
-           ) -> Tensor:
-    return label_event(features, edges, scores, cut, method)
+def _label(cut: float, method: str, selection: SelectionConfig, features: Tensor,
+           edges: Tensor, scores: Tensor) -> Tensor:
+    return label_event(features, edges, scores, cut, method, selection)
 
 
 def stage(name: str, config: PipelineConfig, net: nn.Module | None = None,
@@ -90,7 +90,8 @@ def stage(name: str, config: PipelineConfig, net: nn.Module | None = None,
     if name == "gnn":
         return functools.partial(classify_edges, net)
     if name == "label":
-        return functools.partial(_label, config.gnn_cut, config.label_method)
+        return functools.partial(_label, config.gnn_cut, config.label_method,
+                                 config.selection)
     raise ValueError(f"unknown stage {name!r} ({', '.join(STAGE_NAMES)})")
 
 
@@ -327,7 +328,7 @@ def reconstruct_events(events: str | Path, option: int = 0, url: str | None = No
     """
     from exatrkx.client import RemoteError
     from exatrkx.io import event_sources, read_event, tracks_path, write_tracks
-    from exatrkx.metrics import evaluate_event, gnn_edges, plot_efficiency, summarize
+    from exatrkx.metrics import evaluate_event, plot_efficiency, stage_edges, summarize
 
     if option not in range(6):
         raise InputError(f"service option must be one of 0-5, got {option}")
@@ -375,11 +376,7 @@ def reconstruct_events(events: str | Path, option: int = 0, url: str | None = No
                     raise InputError(f"cannot write tracks ({exc.strerror or exc})",
                                      out) from None
             if evaluate:
-                edges = None
-                if graph:
-                    edges = {"build": graph["build_edges"], "filter": graph["filter_edges"],
-                             "gnn": gnn_edges(graph["filter_edges"], graph["gnn_scores"],
-                                              gnn_cut)}
+                edges = stage_edges(graph, gnn_cut) if graph else None
                 per_event.append(evaluate_event(ev, labels, edges))
         except InputError as exc:
             msg = str(exc)

@@ -9,7 +9,11 @@ The recipe, stage by stage (each trained on the output of the one before):
    build keeps ``target_build_efficiency`` of the truth pairs of the validation events.
 2. **filter**: binary cross-entropy on the build's edges, class-balanced with
    ``pos_weight = #false / #true``; an edge is true when both hits belong to the same
-   particle (noise never). The cut keeps ``target_filter_efficiency`` of the truth pairs.
+   particle (noise never) and, with ``edge_pt > 0``, that particle has pT above it (slower
+   particles' pairs are then taught as false). The shipped weights learn every particle's
+   pairs: teaching loopers as false cost efficiency on tracks above 1 GeV (merged and split
+   tracks), and the label stage's track selection removes looper pieces instead. The cut
+   keeps ``target_filter_efficiency`` of the truth pairs.
 3. **gnn**: the same loss and truth on the filtered graphs. The label method and the GNN
    cut are scanned on the validation events for the best track efficiency less the fake
    and duplicate rates.
@@ -58,6 +62,8 @@ class TrainConfig:
             embedding has within the margin) in the embedding loss.
         embed_pt: positive pairs of the embedding loss come from particles above this pT
             (GeV): low-pT loopers do not pull the metric out of shape.
+        edge_pt: the filter and the GNN learn the edges of particles above this pT (GeV) as
+            true and those of slower particles as false (0 = every particle's edges true).
         signal_pt: the radius and the filter cut are set on the truth pairs of particles
             above this pT (GeV), the ones the efficiency is judged on.
         target_build_efficiency: fraction of truth pairs the build radius must keep.
@@ -77,6 +83,7 @@ class TrainConfig:
     random_negatives: int = 4
     hard_negatives: int = 8
     embed_pt: float = 0.5
+    edge_pt: float = 0.0
     signal_pt: float = 1.0
     target_build_efficiency: float = 0.997
     target_filter_efficiency: float = 0.995
@@ -98,6 +105,7 @@ class Sample:
         pid: i64 ``[N]`` particle of each hit, 0 = noise.
         truth: i64 ``[2, P]`` consecutive hits of each particle (:func:`truth_pairs`).
         pair_pt: f32 ``[P]`` transverse momentum (GeV) of each pair's particle.
+        hit_pt: f32 ``[N]`` transverse momentum (GeV) of each hit's particle, 0 for noise.
         signal: bool ``[P]``: the pair's particle has pT above the signal threshold.
         event: the event it came from.
     """
@@ -106,6 +114,7 @@ class Sample:
     pid: torch.Tensor
     truth: torch.Tensor
     pair_pt: torch.Tensor
+    hit_pt: torch.Tensor
     signal: torch.Tensor
     event: Event
 
@@ -146,9 +155,10 @@ def to_sample(event: Event, signal_pt: float = 1.0) -> Sample:
     if pid is None:
         raise InputError(f"event {event.name} has no truth; training needs truth")
     pairs = truth_pairs(pid, event.hit_id)
-    pair_pt = torch.from_numpy(hit_pt(event)[pairs[0]].astype(np.float32))
+    pt = torch.from_numpy(hit_pt(event).astype(np.float32))
+    pair_pt = pt[torch.from_numpy(pairs[0])]
     return Sample(torch.from_numpy(event.features.copy()), torch.from_numpy(pid.copy()),
-                  torch.from_numpy(pairs), pair_pt, pair_pt > signal_pt, event)
+                  torch.from_numpy(pairs), pair_pt, pt, pair_pt > signal_pt, event)
 
 
 def rotate_phi(features: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -236,11 +246,17 @@ def choose_radius(net: nn.Module, samples: Sequence[Sample], target: float) -> f
 
 # ----------------------------------------------------------------------------- filter / gnn
 
-def _edge_step(net: nn.Module, graphs: list[torch.Tensor], samples: Sequence[Sample]
+def edge_truth(s: Sample, edges: torch.Tensor, min_pt: float) -> torch.Tensor:
+    """bool ``[E]``: both ends belong to the same particle and its pT is above ``min_pt``."""
+    return same_particle(s.pid, edges) & (s.hit_pt[edges[0]] > min_pt)
+
+
+def _edge_step(net: nn.Module, graphs: list[torch.Tensor], samples: Sequence[Sample],
+               min_pt: float
                ) -> Callable[[Sample, torch.Tensor, torch.Generator], torch.Tensor | None]:
     """Class-balanced BCE on each sample's graph (``graphs`` aligned with ``samples``)."""
     index = {id(s): i for i, s in enumerate(samples)}
-    ys = [same_particle(s.pid, g).float() for s, g in zip(samples, graphs, strict=True)]
+    ys = [edge_truth(s, g, min_pt).float() for s, g in zip(samples, graphs, strict=True)]
 
     def step(s: Sample, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
         i = index[id(s)]
@@ -298,7 +314,7 @@ def choose_labelling(nets: Nets, cfg: PipelineConfig, events: Sequence[Event],
     Returns:
         the best ``(method, cut, metrics)`` by track efficiency - fake rate - duplicate rate.
     """
-    from exatrkx.metrics import evaluate_event, gnn_edges, summarize
+    from exatrkx.metrics import evaluate_event, stage_edges, summarize
     from exatrkx.pipeline import pipeline_from_nets
 
     runs = [pipeline_from_nets(nets, cfg, scripted=False, num_threads=None)
@@ -310,10 +326,9 @@ def choose_labelling(nets: Nets, cfg: PipelineConfig, events: Sequence[Event],
             for event, res in zip(events, runs, strict=True):
                 kept, scores = res.graph["filter_edges"], res.graph["gnn_scores"]
                 labels = label_event(torch.from_numpy(event.features), torch.from_numpy(kept),
-                                     torch.from_numpy(scores), cut, method).numpy()
-                per_event.append(evaluate_event(event, labels, {
-                    "build": res.graph["build_edges"], "filter": kept,
-                    "gnn": gnn_edges(kept, scores, cut)}))
+                                     torch.from_numpy(scores), cut, method,
+                                     cfg.selection).numpy()
+                per_event.append(evaluate_event(event, labels, stage_edges(res.graph, cut)))
             summary = summarize(per_event)
             score = (summary["track_efficiency"] - summary["fake_rate"]
                      - summary["duplicate_rate"])
@@ -383,7 +398,7 @@ def train(cfg: TrainConfig, base: PipelineConfig | None = None, data: Path | Non
     t = time.perf_counter()
     graphs = build_graphs(nets, pcfg, train_s, filtered=False)
     _epochs(nets.filter, train_s, cfg.filter_epochs, cfg.lr, cfg.seed + 2,
-            _edge_step(nets.filter, graphs, train_s), log, "filter")
+            _edge_step(nets.filter, graphs, train_s, cfg.edge_pt), log, "filter")
     pcfg = replace(pcfg, filter_cut=choose_filter_cut(nets, pcfg, val_s,
                                                       cfg.target_filter_efficiency))
     seconds["filter"] = time.perf_counter() - t
@@ -392,7 +407,7 @@ def train(cfg: TrainConfig, base: PipelineConfig | None = None, data: Path | Non
     t = time.perf_counter()
     graphs = build_graphs(nets, pcfg, train_s, filtered=True)
     _epochs(nets.gnn, train_s, cfg.gnn_epochs, cfg.lr, cfg.seed + 3,
-            _edge_step(nets.gnn, graphs, train_s), log, "gnn")
+            _edge_step(nets.gnn, graphs, train_s, cfg.edge_pt), log, "gnn")
     method, cut, metrics = choose_labelling(nets, pcfg, val_ev)
     pcfg = replace(pcfg, gnn_cut=cut, label_method=method)
     seconds["gnn"] = time.perf_counter() - t

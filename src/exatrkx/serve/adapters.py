@@ -17,6 +17,7 @@ import torch
 import triton_python_backend_utils as pb_utils
 from torch.utils.dlpack import from_dlpack, to_dlpack
 
+from exatrkx.allocator import tune_allocator
 from exatrkx.config import PipelineConfig
 from exatrkx.errors import InputError
 from exatrkx.serve.repository import CONFIG_PARAMETER
@@ -55,6 +56,7 @@ class _Adapter:
     model_name = ""
 
     def initialize(self, args: dict[str, Any]) -> None:
+        tune_allocator()
         model_config = json.loads(args["model_config"])
         params = model_config.get("parameters", {})
         raw = params.get(CONFIG_PARAMETER, {}).get("string_value", "{}")

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from exatrkx.allocator import allocator_env
 from exatrkx.errors import InputError
 from exatrkx.serve.repository import RepositoryConfig
 
@@ -336,7 +337,8 @@ class TritonServer:
         return backends
 
     def environment(self) -> dict[str, str]:
-        """Environment of the server: libpython and bundled libs found, this package importable."""
+        """Environment of the server: libpython and bundled libs found, this package importable,
+        the allocator settings of :mod:`exatrkx.allocator` (unless already set)."""
         env = dict(os.environ)
         libs = [sysconfig.get_config_var("LIBDIR") or "", str(tritonserver_paths()[3])]
         old = env.get("LD_LIBRARY_PATH")
@@ -345,6 +347,7 @@ class TritonServer:
         old = env.get("PYTHONPATH")
         env["PYTHONPATH"] = ":".join(py + ([old] if old else []))
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        env.update(allocator_env(environ=env))
         env.update(self.config.env)
         return env
 

@@ -12,5 +12,8 @@ gnn       ``classify_edges(model, features, edges)``       -> scores [E'] f32 in
 label     ``label_event(features, edges, scores, cut)``    -> labels [N] i64, -1 = no track
 ========  ==============================================  ===============================
 
+The label stage ends with the track selection of :mod:`exatrkx.stages.select` (minimum
+fitted pT).
+
 Edges are canonical: ``edges[0] > edges[1]``, no self loops, no duplicates, sorted.
 """

@@ -10,7 +10,9 @@ Methods (``PipelineConfig.label_method``); edges are first cut on the GNN score:
   own continuation scores higher: every hit follows one way out.
 - ``"best_inner"``: the same with every hit's best edge to an inner hit.
 
-The training chooses the method and the cut on validation events.
+The training chooses the method and the cut on validation events. Last, tracks whose
+fitted pT is measurably below ``SelectionConfig.min_pt`` lose their labels
+(:mod:`exatrkx.stages.select`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from exatrkx.config import SelectionConfig
+from exatrkx.io import xyz_from_features
 from exatrkx.nets import orient_edges
+from exatrkx.stages.select import select_tracks
 
 LABEL_METHODS = ("best_outer", "best_inner", "components")
 
@@ -102,7 +107,8 @@ def best_edges(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tensor
 
 
 def label_event(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tensor,
-                cut: float, method: str = "best_outer") -> torch.Tensor:
+                cut: float, method: str = "best_outer",
+                selection: SelectionConfig | None = None) -> torch.Tensor:
     """The label stage: track of each hit, ``[N]`` i64, -1 = in no track.
 
     Args:
@@ -111,6 +117,7 @@ def label_event(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tenso
         scores: f32 ``[E]`` GNN scores.
         cut: keep edges scoring above this.
         method: one of :data:`LABEL_METHODS` (see the module docstring).
+        selection: minimum fitted pT of a reported track; None reports every track.
     """
     if method not in LABEL_METHODS:
         raise ValueError(f"unknown label method {method!r} ({', '.join(LABEL_METHODS)})")
@@ -120,4 +127,8 @@ def label_event(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tenso
         edges = edges[:, best_edges(features, edges, scores, method.removeprefix("best_"))]
     e = edges.detach().cpu().numpy()
     labels = components(int(features.shape[0]), e[0], e[1])
+    if selection is not None and selection.min_pt > 0 and e.size:
+        xy = xyz_from_features(features.detach().cpu().numpy())[:, :2]
+        labels = select_tracks(xy, labels, selection.min_pt, selection.min_sagitta,
+                               selection.field)
     return torch.from_numpy(labels).to(edges.device)

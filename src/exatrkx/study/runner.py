@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from exatrkx.allocator import tune_allocator
 from exatrkx.client import (
     ClientConfig,
     ModelStats,
@@ -428,6 +429,7 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
     note = echo or (lambda line: print(line, file=sys.stderr))
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
+    tune_allocator()  # as the CLI and the served models do
     result = StudyResult(cfg, machine_cores=_cores())
     events, result.origin = load_events(cfg.events, cfg.n_events, cfg.seed)
     result.event_hits = [ev.num_hits for ev in events]
