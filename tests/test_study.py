@@ -22,7 +22,7 @@ from exatrkx.models import build_models, save_models
 from exatrkx.study.config import StudyConfig, parse_int_list, parse_protocols, quick_config
 from exatrkx.study.report import CSV_COLUMNS, OVERHEAD, overhead
 from exatrkx.study.resources import Basis, estimate
-from exatrkx.study.runner import OptionRun, add_delta, server_variants
+from exatrkx.study.runner import OptionRun, add_delta, server_variants, signals_as_interrupt
 
 PLOTS = ("stages.png", "throughput_concurrency.png", "latency.png", "transports.png",
          "server_scan.png")
@@ -124,6 +124,21 @@ def _stubs(marker: str) -> list[int]:
 def random_weights(tmp_path: Path) -> Path:
     cfg = PipelineConfig(radius=0.05, max_neighbours=16)
     return save_models(build_models(cfg, seed=0), cfg, tmp_path / "weights")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_swallowed_interrupt_still_stops_the_study(sig: signal.Signals) -> None:
+    before = signal.getsignal(sig)
+    with signals_as_interrupt() as interrupted:
+        interrupted()  # nothing came yet
+        try:
+            os.kill(os.getpid(), sig)
+            time.sleep(1.0)  # the handler runs here
+        except KeyboardInterrupt:
+            pass  # as a library callback or destructor might
+        with pytest.raises(KeyboardInterrupt):
+            interrupted()
+    assert signal.getsignal(sig) is before
 
 
 def _study(args: list[str], scratch: Path) -> subprocess.Popen[str]:

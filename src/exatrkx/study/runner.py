@@ -236,20 +236,33 @@ def embedded_server(weights: Path | None, scratch: Path, instances: int, batchin
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt (main thread only), so cleanup runs."""
+def signals_as_interrupt() -> Iterator[Callable[[], None]]:
+    """Turn SIGINT and SIGTERM into KeyboardInterrupt (main thread only), so cleanup runs.
+
+    Yields a check that raises KeyboardInterrupt again once a signal has come: should a
+    library swallow the first one (in a callback or a destructor), the study still stops
+    at its next phase.
+    """
+    received: list[int] = []
+
+    def check() -> None:
+        if received:
+            raise KeyboardInterrupt
+
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield check
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield check
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 # ---------------------------------------------------------------------------- phases
@@ -426,7 +439,13 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
         InputError: bad events or weights; RemoteError: the given server is unusable;
         ServerError: the embedded server did not start.
     """
-    note = echo or (lambda line: print(line, file=sys.stderr))
+    echo_line = echo or (lambda line: print(line, file=sys.stderr))
+    interrupted: Callable[[], None] = lambda: None  # noqa: E731
+
+    def note(line: str) -> None:  # every phase starts with a note: stop there if signalled
+        interrupted()
+        echo_line(line)
+
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     tune_allocator()  # as the CLI and the served models do
@@ -434,7 +453,7 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
     events, result.origin = load_events(cfg.events, cfg.n_events, cfg.seed)
     result.event_hits = [ev.num_hits for ev in events]
     with contextlib.ExitStack() as outer:
-        outer.enter_context(sigterm_as_interrupt())
+        interrupted = outer.enter_context(signals_as_interrupt())
         scratch = Path(outer.enter_context(tempfile.TemporaryDirectory(prefix="exatrkx-study-")))
         weights = weights_or_random(cfg.weights, scratch, note)
         result.weights = (str(cfg.weights) if cfg.weights is not None
@@ -491,6 +510,7 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
         elif cfg.servers:
             result.notes.append("the multi-server scan needs the embedded server (--url "
                                 "given): not run")
+        interrupted()
     result.wall_s = time.perf_counter() - t_start
     return result
 
