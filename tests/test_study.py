@@ -204,7 +204,9 @@ def test_quick_study_end_to_end(tmp_path: Path, random_weights: Path) -> None:
 @pytest.mark.slow
 def test_interrupt_stops_the_embedded_server(tmp_path: Path, random_weights: Path) -> None:
     scratch = tmp_path / "scratch"
-    proc = _study(["--quick", "--out", str(tmp_path / "out"), "--weights",
+    # many repeats: the study is still in its main phase when the signal comes, however
+    # slowly this test notices the server
+    proc = _study(["--quick", "--repeats", "500", "--out", str(tmp_path / "out"), "--weights",
                    str(random_weights), "--no-progress"], scratch)
     try:
         deadline = time.monotonic() + 120
