@@ -46,4 +46,6 @@ def test_displaced_daughters_are_found(summary: dict) -> None:
 def test_few_fakes_and_duplicates(summary: dict) -> None:
     assert summary["fake_rate_majority"] < 0.02
     assert summary["duplicate_rate"] < 0.02
-    assert summary["fake_rate"] < 0.1
+    # strict double majority: without the label stage's minimum-pT selection, looper arcs
+    # put this above 0.04
+    assert summary["fake_rate"] < 0.02
