@@ -31,7 +31,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -67,7 +66,10 @@ OPT_OUT = "EXATRKX_MALLOC"
 
 def is_glibc() -> bool:
     """Whether this process runs on glibc (the only C library these settings apply to)."""
-    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # not POSIX, or a C library without it
+        return False
 
 
 def _wanted(environ: Mapping[str, str]) -> bool:

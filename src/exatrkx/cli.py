@@ -45,10 +45,10 @@ def user_errors(func: F) -> F:
 
 @app.callback()
 def _process_setup() -> None:
-    """ExaTrkX GNN track finding, in-process and served by NVIDIA Triton."""
+    # runs before every command, any of which may run pipeline stages in this process
     from exatrkx.allocator import tune_allocator
 
-    tune_allocator()  # every command may run pipeline stages in this process
+    tune_allocator()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -440,12 +440,6 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
         ServerError: the embedded server did not start.
     """
     echo_line = echo or (lambda line: print(line, file=sys.stderr))
-    interrupted: Callable[[], None] = lambda: None  # noqa: E731
-
-    def note(line: str) -> None:  # every phase starts with a note: stop there if signalled
-        interrupted()
-        echo_line(line)
-
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     tune_allocator()  # as the CLI and the served models do
@@ -454,6 +448,11 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
     result.event_hits = [ev.num_hits for ev in events]
     with contextlib.ExitStack() as outer:
         interrupted = outer.enter_context(signals_as_interrupt())
+
+        def note(line: str) -> None:  # every phase starts with a note: stop there if signalled
+            interrupted()
+            echo_line(line)
+
         scratch = Path(outer.enter_context(tempfile.TemporaryDirectory(prefix="exatrkx-study-")))
         weights = weights_or_random(cfg.weights, scratch, note)
         result.weights = (str(cfg.weights) if cfg.weights is not None
