@@ -74,3 +74,15 @@ def test_training_data_without_truth_is_refused(tmp_path: Path) -> None:
     (tmp_path / "evt_1.csv").write_text("0.1,0.2,0.3\n0.2,0.2,0.4\n")
     with pytest.raises(InputError, match="without truth"):
         run_train(tmp_path / "w", data=tmp_path, quick=True, progress=False, log=lambda _: None)
+
+
+def test_negative_edge_pt_is_refused(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from exatrkx.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--quick", "--edge-pt", "-1",
+                                      "--out", str(tmp_path / "w")])
+    assert result.exit_code == 2
+    assert "--edge-pt must be >= 0" in result.output
+    assert not (tmp_path / "w").exists()
