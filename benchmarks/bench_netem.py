@@ -1,4 +1,4 @@
-"""Network latency: options 3, 4, 5 through the loopback delay proxy (:mod:`exatrkx.netem`)
+"""Network latency: options 3, 4, 5 through the loopback delay proxy (:mod:`exatrkx.study.netem`)
 at several one-way delays and bandwidth caps, against the model
 
     compute + round trips x 2 x delay + bytes / bandwidth
@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from exatrkx.allocator import tune_allocator
-from exatrkx.client import make_runner
+from exatrkx.core.allocator import tune_allocator
 from exatrkx.serve import ServerConfig, TritonServer, write_repository
+from exatrkx.service.runner import make_runner
+from exatrkx.study.config import NETWORK_OPTIONS
 from exatrkx.study.measure import load_events, weights_or_random
 from exatrkx.study.network import network_rows, run_network_scan
 
@@ -55,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         config = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, exit_timeout=2)
         with TritonServer(repo, config) as server:
             with make_runner(0, weights_dir=weights) as local:
-                reference = [local.run(x)[0] for x in feats]
+                reference = [local.run(x).labels for x in feats]
             direct = {}
-            for option in (3, 4, 5):
+            for option in NETWORK_OPTIONS:
                 with make_runner(option, server.grpc_url, weights_dir=weights) as runner:
                     runner.run(feats[0])
-                    direct[option] = float(np.mean([runner.run(x)[1].total_ms for x in feats]))
+                    direct[option] = float(np.mean([runner.run(x).timing.total_ms for x in feats]))
             print("direct (no proxy) mean ms: "
                   + ", ".join(f"S{o} {v:.2f}" for o, v in direct.items()), flush=True)
             points = run_network_scan(server.grpc_url, feats, reference, delays, caps,

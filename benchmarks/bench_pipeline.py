@@ -33,16 +33,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from exatrkx.allocator import tune_allocator
 from exatrkx.config import EmbedConfig, FilterConfig, GNNConfig, PipelineConfig
-from exatrkx.data import hnl_events_dir
+from exatrkx.contract import STAGES
+from exatrkx.core.allocator import tune_allocator
+from exatrkx.core.models import Nets, build_models, load_models
+from exatrkx.core.pipeline import pipeline_from_nets
+from exatrkx.core.stages.build import build_edges
+from exatrkx.core.stages.embed import embed
+from exatrkx.core.stages.filter import filter_edges
 from exatrkx.errors import InputError
 from exatrkx.io import iter_events
-from exatrkx.models import Nets, build_models, load_models
-from exatrkx.pipeline import STAGE_NAMES, pipeline_from_nets
-from exatrkx.stages.build import build_edges
-from exatrkx.stages.embed import embed
-from exatrkx.stages.filter import filter_edges
+from exatrkx.io.shared import hnl_events_dir
 
 REFERENCE = PipelineConfig(
     embed=EmbedConfig(hidden=512, layers=6, out_dim=8, activation="tanh"),
@@ -92,16 +93,16 @@ def time_pipeline(nets: Nets, config: PipelineConfig, events: list[np.ndarray],
     pipe = pipeline_from_nets(nets, config, "cpu", scripted=True, num_threads=threads)
     for f in events[:warmup]:
         pipe.run(f)
-    totals, stages = [], {k: [] for k in STAGE_NAMES}
+    totals, stages = [], {k: [] for k in STAGES}
     n_build = n_filter = n_hits = 0
     for f in events:
         t0 = time.perf_counter()
         res = pipe.run(f)
         totals.append((time.perf_counter() - t0) * 1e3)
-        for k in STAGE_NAMES:
+        for k in STAGES:
             stages[k].append(res.times_ms[k])
-        n_build += res.edges_build
-        n_filter += res.edges_filter
+        n_build += res.edges["build"]
+        n_filter += res.edges["filter"]
         n_hits += f.shape[0]
     return {"events": len(events), "mean_ms": float(np.mean(totals)),
             "median_ms": float(np.median(totals)), "p90_ms": float(np.percentile(totals, 90)),

@@ -1,5 +1,5 @@
 """Scale-out on one host: 1, 2, 3 Triton servers (one instance per model each), balanced by
-the client (:class:`exatrkx.balance.MultiServerRunner`), against one server with 2 or 3
+the client (:class:`exatrkx.service.balance.MultiServerRunner`), against one server with 2 or 3
 model instances.
 
 Every setting serves the same events with the same number of events in flight (default 4,
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from exatrkx.allocator import tune_allocator
-from exatrkx.client import make_runner
+from exatrkx.core.allocator import tune_allocator
 from exatrkx.serve import write_repository
+from exatrkx.service.runner import make_runner
 from exatrkx.study.measure import load_events, weights_or_random
 from exatrkx.study.scaleout import measure_servers, servers_rows, started_servers
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         repos = {i: write_repository(scratch / f"models-{i}", weights, instances=i,
                                      libtorch_variant=False) for i in (1, 2, 3)}
         with make_runner(0, weights_dir=weights) as local:
-            reference = [local.run(x)[0] for x in feats]
+            reference = [local.run(x).labels for x in feats]
         for label, n_servers, instances in SETTINGS:
             with started_servers(repos[instances], n_servers) as urls:
                 for option in options:

@@ -30,20 +30,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from exatrkx.allocator import tune_allocator
-from exatrkx.client import (
-    FLOOR_MODELS,
-    ClientConfig,
-    Runner,
-    Transport,
-    floor_times,
-    make_runner,
-    stats_delta,
-)
-from exatrkx.data import hnl_events_dir
+from exatrkx.contract import ALL_OPTIONS, FLOOR_MODELS
+from exatrkx.core.allocator import tune_allocator
 from exatrkx.io import iter_events
+from exatrkx.io.shared import hnl_events_dir
 from exatrkx.serve import ServerConfig, TritonServer, write_repository
-from exatrkx.study.measure import cpu_now, weights_or_random
+from exatrkx.service.remote import floor_times
+from exatrkx.service.runner import Runner, make_runner
+from exatrkx.service.stats import stats_delta
+from exatrkx.service.transport import ClientConfig, Transport
+from exatrkx.study.measure import weights_or_random
+from exatrkx.util.procfs import group_cpu_s
 
 TRANSPORTS = {"grpc": ("grpc", False), "http": ("http", False), "shm": ("grpc", True)}
 TOLERANCE = 1.25
@@ -67,15 +64,20 @@ class Series:
         return statistics.median(self.total)
 
 
+def cpu_now(pgid: int) -> float:
+    """Client process plus server group CPU seconds."""
+    return time.process_time() + group_cpu_s(pgid)
+
+
 def run_transport(name: str, server: TritonServer, weights: Path | None,
                   events: list[np.ndarray], warmup: int, repeats: int) -> dict:
     protocol, shm = TRANSPORTS[name]
     pgid = server.pid or -1
     url = server.grpc_url if protocol == "grpc" else server.http_url
     runners: dict[int, Runner] = {opt: make_runner(opt, url, protocol, shm, weights_dir=weights)
-                                  for opt in range(6)}
+                                  for opt in ALL_OPTIONS}
     floor = Transport(ClientConfig(url=url, protocol=protocol, shared_memory=shm))
-    series = {key: Series() for key in [*map(str, range(6)), *FLOOR_MODELS]}
+    series = {key: Series() for key in [*(str(int(o)) for o in ALL_OPTIONS), *FLOOR_MODELS]}
     labels_equal = True
     try:
         for x in events[:warmup]:
@@ -90,7 +92,8 @@ def run_transport(name: str, server: TritonServer, weights: Path | None,
             for _ in range(repeats):
                 for opt, runner in runners.items():
                     c0 = cpu_now(pgid)
-                    labels, timing = runner.run(x)
+                    result = runner.run(x)
+                    labels, timing = result.labels, result.timing
                     series[str(opt)].cpu_ms += (cpu_now(pgid) - c0) * 1e3
                     series[str(opt)].calls += 1
                     times[str(opt)].append(timing.total_ms)
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(events)} events, {np.mean(hits):.0f} hits on average; ms per event, "
           f"mean / median; torch threads {args.threads}, instances {args.instances}\n")
     names = list(results)
-    rows = [*map(str, range(6)), "hop", "ensemble5"]
+    rows = [*(str(int(o)) for o in ALL_OPTIONS), *FLOOR_MODELS]
     labels = {"hop": "floor: identity (1 hop)", "ensemble5": "floor: identity x5 ensemble"}
     print(f"{'':30}" + "".join(f"{n:>20}" for n in names) + "   cpu ms/event (client+server)")
     for row in rows:

@@ -12,7 +12,7 @@ import argparse
 import statistics
 import time
 
-from exatrkx.simulate import simulate_events
+from exatrkx.sim.simulate import simulate_events
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from exatrkx.data import hnl_events_dir
 from exatrkx.io import iter_events
-from exatrkx.simulate import simulate_events
+from exatrkx.io.shared import hnl_events_dir
+from exatrkx.sim.simulate import simulate_events
 
 
 def _features(events) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,7 @@
    every tracks file present is complete, restarts the server and runs ``reconstruct
    --resume``, then checks that every event has tracks equal to the in-process labels.
 
-    .venv/bin/python benchmarks/fault_test.py --events /work/shared/data/hnl-lrt-100 \\
-        --json fault.json
+    .venv/bin/python benchmarks/fault_test.py --json fault.json
 """
 
 from __future__ import annotations
@@ -31,19 +30,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from exatrkx.allocator import tune_allocator
-from exatrkx.client import ClientConfig, RemoteError, Transport, make_runner
+from exatrkx.contract import API_KEY_ENV, FEATURES, LABELS, PIPELINE_MODEL
+from exatrkx.core.allocator import tune_allocator
+from exatrkx.errors import RemoteError
 from exatrkx.io import event_sources, read_event, tracks_path
-from exatrkx.loadtest import run_load
+from exatrkx.io.shared import hnl_events_dir
 from exatrkx.serve import ServerConfig, TritonServer, write_repository
-from exatrkx.serve.launcher import API_KEY_ENV
+from exatrkx.service.runner import make_runner
+from exatrkx.service.transport import ClientConfig, Transport
+from exatrkx.study.loadtest import run_load
 
 
 def pipeline_stub(server: TritonServer) -> int:
     """Pid of the ``exatrkx_pipeline`` model's stub."""
     for pid in server.stub_pids():
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"/exatrkx_pipeline/1/model.py" in cmd:
+        if f"/{PIPELINE_MODEL}/1/model.py".encode() in cmd:
             return pid
     raise RuntimeError("no exatrkx_pipeline stub")
 
@@ -53,7 +55,7 @@ def answers(server: TritonServer, features: np.ndarray, want: np.ndarray) -> boo
     cfg = ClientConfig(url=server.grpc_url, retries=0, timeout_s=10, api_key=server.api_key)
     try:
         with Transport(cfg) as transport:
-            got = transport.infer("exatrkx_pipeline", {"FEATURES": features}, ["LABELS"])
+            got = transport.infer(PIPELINE_MODEL, {FEATURES: features}, [LABELS])
     except RemoteError:
         return False
     return bool(np.array_equal(got["LABELS"], want))
@@ -155,7 +157,8 @@ def server_fault(server: TritonServer, events_dir: Path, reference: list[np.ndar
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=Path, default=Path("/work/shared/data/hnl-lrt-100"))
+    parser.add_argument("--events", type=Path, default=None,
+                        help="events (default: the shared HNL events)")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--wait-s", type=float, default=30.0,
                         help="how long to wait for Triton to bring a model back")
@@ -165,10 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     tune_allocator()  # as the CLI and the served models do
-    sources = event_sources(args.events)
+    events_dir = args.events or hnl_events_dir()
+    if events_dir is None:
+        parser.error("no events: pass --events (the shared HNL events are absent)")
+    sources = event_sources(events_dir)
     events = [read_event(s).features for s in sources]
     with make_runner(0, weights_dir=args.weights) as local:
-        reference = [labels for labels, _ in local.run_many(events)]
+        reference = [r.labels for r in local.run_many(events)]
     report: dict = {"events": len(events)}
     with tempfile.TemporaryDirectory(prefix="exatrkx-fault-") as tmp:
         repo = write_repository(Path(tmp) / "models", args.weights, libtorch_variant=False)
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             report["stub_kill"] = stub_fault(server, events, reference, args.clients,
                                              args.wait_s)
             print(json.dumps(report["stub_kill"]), file=sys.stderr)
-            report["server_kill"] = server_fault(server, args.events, reference,
+            report["server_kill"] = server_fault(server, events_dir, reference,
                                                  Path(tmp) / "tracks", args.kill_after_s)
             print(json.dumps(report["server_kill"]), file=sys.stderr)
     text = json.dumps(report, indent=2)

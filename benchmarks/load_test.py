@@ -6,8 +6,8 @@ from ``--clients`` concurrent connections and compares every answer. With ``--so
 then keeps the server under that load for so many seconds (options alternating) while
 sampling the resident memory of ``tritonserver`` and its backend stubs from ``/proc``.
 
-    .venv/bin/python benchmarks/load_test.py --events /work/shared/data/hnl-lrt-100 \\
-        --options 4,5 --clients 8 --rounds 3 --soak-s 180 --json load.json
+    .venv/bin/python benchmarks/load_test.py --options 4,5 --clients 8 --rounds 3 \\
+        --soak-s 180 --json load.json
 
 Exit code 0 when every option had zero errors and zero mismatches.
 """
@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from exatrkx.allocator import tune_allocator
-from exatrkx.client import make_runner
+from exatrkx.core.allocator import tune_allocator
 from exatrkx.io import iter_events
-from exatrkx.loadtest import group_rss, memory_trend, run_load
+from exatrkx.io.shared import hnl_events_dir
 from exatrkx.serve import ServerConfig, TritonServer, write_repository
+from exatrkx.service.runner import make_runner
+from exatrkx.study.loadtest import memory_trend, run_load
+from exatrkx.util.procfs import group_rss
 
 
 def soak(url: str, pgid: int, events: list[np.ndarray], reference: list[np.ndarray],
@@ -77,7 +79,8 @@ def soak(url: str, pgid: int, events: list[np.ndarray], reference: list[np.ndarr
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=Path, default=Path("/work/shared/data/hnl-lrt-100"))
+    parser.add_argument("--events", type=Path, default=None,
+                        help="events (default: the shared HNL events)")
     parser.add_argument("--options", default="4,5")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
@@ -92,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     tune_allocator()  # as the CLI and the served models do
     options = [int(o) for o in args.options.split(",")]
-    events = [ev.features for ev in iter_events(args.events)]
+    events_dir = args.events or hnl_events_dir()
+    if events_dir is None:
+        parser.error("no events: pass --events (the shared HNL events are absent)")
+    events = [ev.features for ev in iter_events(events_dir)]
     with make_runner(0, weights_dir=args.weights) as local:
-        reference = [labels for labels, _ in local.run_many(events)]
+        reference = [r.labels for r in local.run_many(events)]
     report: dict = {"events": len(events), "hits_mean": float(np.mean([len(x) for x in events])),
                     "clients": args.clients, "rounds": args.rounds, "instances": args.instances}
     with tempfile.TemporaryDirectory(prefix="exatrkx-load-") as tmp:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exatrkx.data import hnl_events_dir
+from exatrkx.io.shared import hnl_events_dir
 
 
 @pytest.fixture(scope="session")

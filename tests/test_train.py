@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 import torch
 
+from exatrkx.core.models import load_models
+from exatrkx.core.pipeline import load_pipeline
 from exatrkx.errors import InputError
-from exatrkx.models import load_models
-from exatrkx.pipeline import load_pipeline
-from exatrkx.simulate import run_simulate
-from exatrkx.train import Sample, TrainConfig, edge_truth, rotate_phi, run_train, truth_pairs
+from exatrkx.physics.truth import truth_graph
+from exatrkx.sim.simulate import run_simulate
+from exatrkx.train import Sample, TrainConfig, edge_truth, rotate_phi, run_train
 
 
-def test_truth_pairs_join_consecutive_hits_of_each_particle() -> None:
+def test_truth_graph_joins_consecutive_hits_of_each_particle() -> None:
     pid = np.array([7, 0, 7, 3, 7, 3, 0])
     hit_id = np.array([30, 1, 10, 5, 20, 6, 2])
-    pairs = truth_pairs(pid, hit_id)
+    pairs = truth_graph(pid, hit_id)
     # particle 7: rows 2 (id 10) -> 4 (id 20) -> 0 (id 30); particle 3: rows 3 -> 5; noise none
     assert sorted(map(tuple, pairs.T.tolist())) == [(4, 0), (4, 2), (5, 3)]
     assert (pairs[0] > pairs[1]).all()

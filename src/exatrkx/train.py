@@ -3,8 +3,8 @@
 The recipe, stage by stage (each trained on the output of the one before):
 
 1. **embed**: metric learning. Positive pairs are consecutive hits of one particle (the
-   truth graph, :func:`truth_pairs`); negatives are random pairs plus the hard negatives
-   the current embedding puts within the margin. Hinge loss
+   truth graph, :func:`exatrkx.physics.truth.truth_graph`); negatives are random pairs plus
+   the hard negatives the current embedding puts within the margin. Hinge loss
    ``d_pos**2 + relu(margin - d_neg)**2``. The build radius is then set so that the
    build keeps ``target_build_efficiency`` of the truth pairs of the validation events.
 2. **filter**: binary cross-entropy on the build's edges, class-balanced with
@@ -23,7 +23,6 @@ Every event is also used phi-rotated by a random angle (the detector is symmetri
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import time
@@ -35,14 +34,19 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
-from exatrkx.config import PipelineConfig
+from exatrkx.config import LABEL_METHODS, LabelMethod, PipelineConfig
+from exatrkx.core.models import Nets, build_models, save_models
+from exatrkx.core.pipeline import pipeline_from_nets
+from exatrkx.core.stages.build import build_edges
+from exatrkx.core.stages.filter import filter_edges
+from exatrkx.core.stages.label import label_event
 from exatrkx.errors import InputError
-from exatrkx.io import Event
-from exatrkx.models import Nets, build_models, save_models
-from exatrkx.stages.build import build_edges
-from exatrkx.stages.filter import filter_edges
-from exatrkx.stages.label import LABEL_METHODS, label_event
+from exatrkx.io import Event, iter_events
+from exatrkx.physics.metrics import evaluate_event, stage_edges, summarize
+from exatrkx.physics.truth import hit_pt, truth_graph
+from exatrkx.sim.simulate import simulate_events
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ class Sample:
     Attributes:
         features: f32 ``[N, 3]``.
         pid: i64 ``[N]`` particle of each hit, 0 = noise.
-        truth: i64 ``[2, P]`` consecutive hits of each particle (:func:`truth_pairs`).
+        truth: i64 ``[2, P]`` the truth graph (:func:`exatrkx.physics.truth.truth_graph`).
         pair_pt: f32 ``[P]`` transverse momentum (GeV) of each pair's particle.
         hit_pt: f32 ``[N]`` transverse momentum (GeV) of each hit's particle, 0 for noise.
         signal: bool ``[P]``: the pair's particle has pT above the signal threshold.
@@ -119,34 +123,10 @@ class Sample:
     event: Event
 
 
-def truth_pairs(pid: np.ndarray, hit_id: np.ndarray) -> np.ndarray:
-    """Consecutive hits of each particle, ordered by hit id (path order): i64 ``[2, P]``.
-
-    Noise (pid 0) makes no pairs. Pairs are written ``(max, min)`` of the row indices.
-    """
-    order = np.lexsort((hit_id, pid))
-    p = pid[order]
-    same = (p[1:] == p[:-1]) & (p[1:] != 0)
-    a, b = order[1:][same], order[:-1][same]
-    return np.stack([np.maximum(a, b), np.minimum(a, b)]).astype(np.int64)
-
-
 def same_particle(pid: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
     """bool ``[E]``: both ends belong to the same (non-noise) particle."""
     a, b = pid[edges[0]], pid[edges[1]]
     return (a == b) & (a != 0)
-
-
-def hit_pt(event: Event) -> np.ndarray:
-    """f64 ``[N]`` transverse momentum (GeV) of each hit's particle; 0 for noise."""
-    parts = event.particles
-    pid = event.particle_id
-    if parts is None or pid is None:
-        raise InputError(f"event {event.name} has no truth; training needs truth")
-    pt = np.hypot(parts["px"].to_numpy(np.float64), parts["py"].to_numpy(np.float64))
-    lookup = dict(zip(parts["particle_id"].to_numpy(np.int64).tolist(), pt.tolist(),
-                      strict=True))
-    return np.array([lookup.get(int(p), 0.0) for p in pid], dtype=np.float64)
 
 
 def to_sample(event: Event, signal_pt: float = 1.0) -> Sample:
@@ -154,7 +134,7 @@ def to_sample(event: Event, signal_pt: float = 1.0) -> Sample:
     pid = event.particle_id
     if pid is None:
         raise InputError(f"event {event.name} has no truth; training needs truth")
-    pairs = truth_pairs(pid, event.hit_id)
+    pairs = truth_graph(pid, event.hit_id)
     pt = torch.from_numpy(hit_pt(event).astype(np.float32))
     pair_pt = pt[torch.from_numpy(pairs[0])]
     return Sample(torch.from_numpy(event.features.copy()), torch.from_numpy(pid.copy()),
@@ -307,19 +287,16 @@ def choose_filter_cut(nets: Nets, cfg: PipelineConfig, samples: Sequence[Sample]
 
 def choose_labelling(nets: Nets, cfg: PipelineConfig, events: Sequence[Event],
                      cuts: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95),
-                     methods: Sequence[str] = LABEL_METHODS
-                     ) -> tuple[str, float, dict[str, Any]]:
+                     methods: Sequence[LabelMethod] = LABEL_METHODS
+                     ) -> tuple[LabelMethod, float, dict[str, Any]]:
     """Scan label method and GNN cut on validation events.
 
     Returns:
         the best ``(method, cut, metrics)`` by track efficiency - fake rate - duplicate rate.
     """
-    from exatrkx.metrics import evaluate_event, stage_edges, summarize
-    from exatrkx.pipeline import pipeline_from_nets
-
     runs = [pipeline_from_nets(nets, cfg, scripted=False, num_threads=None)
             .run(e.features, keep_graph=True) for e in events]
-    best: tuple[str, float, float, dict[str, Any]] | None = None
+    best: tuple[LabelMethod, float, float, dict[str, Any]] | None = None
     for method in methods:
         for cut in cuts:
             per_event = []
@@ -353,8 +330,6 @@ def load_training_events(cfg: TrainConfig, data: Path | None,
                          progress: bool = True) -> tuple[list[Event], list[Event]]:
     """Training and validation events: read from ``data`` or simulated (HNL) on the fly."""
     if data is not None:
-        from exatrkx.io import iter_events
-
         events = [e for e in iter_events(data)]
         missing = [e.name for e in events if not e.has_truth]
         if missing:
@@ -363,11 +338,7 @@ def load_training_events(cfg: TrainConfig, data: Path | None,
         if len(events) < 2:
             raise InputError("training needs at least 2 events with truth", data)
         return events[:-n_val], events[-n_val:]
-    from exatrkx.simulate import simulate_events
-
     total = cfg.train_events + cfg.val_events
-    from tqdm import tqdm
-
     events = list(tqdm(simulate_events("hnl", total, seed=cfg.seed, pileup=cfg.pileup),
                        total=total, desc="simulate", disable=not progress, leave=False))
     return events[:cfg.train_events], events[cfg.train_events:]
@@ -430,7 +401,7 @@ def run_train(out: Path, data: Path | None = None, quick: bool = False,
         "made_by": "exatrkx train" + (" --quick" if quick else ""),
         "data": str(data) if data is not None else f"simulated hnl, seed {cfg.seed}",
         "train_config": asdict(cfg),
-        "validation_metrics": _jsonable(result.metrics),
+        "validation_metrics": result.metrics,
         "train_seconds": {k: round(v, 1) for k, v in result.seconds.items()},
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -439,20 +410,3 @@ def run_train(out: Path, data: Path | None = None, quick: bool = False,
     save_models(nets, result.config, out, meta)
     log(f"wrote weights to {out}")
     return result
-
-
-def _jsonable(obj: Any) -> Any:
-    """Metrics dict -> JSON-friendly (arrays to lists, numpy scalars to floats)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    return obj
-
-
-def dump_json(obj: Any) -> str:
-    return json.dumps(_jsonable(obj), sort_keys=True)

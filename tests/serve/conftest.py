@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from exatrkx.config import PipelineConfig
-from exatrkx.models import Nets, build_models, save_models
+from exatrkx.core.models import Nets, build_models, save_models
 from exatrkx.serve import RepositoryConfig, ServerConfig, TritonServer, write_repository
 
 #: The test server refuses events above this many hits.
@@ -25,10 +25,10 @@ def tuned_config(nets: Nets, events: list[np.ndarray]) -> PipelineConfig:
     neighbours per hit and the cuts at the median scores, so every net decides labels."""
     import dataclasses
 
-    from exatrkx.stages.build import build_edges
-    from exatrkx.stages.embed import embed
-    from exatrkx.stages.filter import filter_edges
-    from exatrkx.stages.gnn import classify_edges
+    from exatrkx.core.stages.build import build_edges
+    from exatrkx.core.stages.embed import embed
+    from exatrkx.core.stages.filter import filter_edges
+    from exatrkx.core.stages.gnn import classify_edges
 
     x = torch.from_numpy(max(events, key=len))
     emb = embed(nets.embed, x)
@@ -80,7 +80,7 @@ def server_config() -> object:
 @pytest.fixture(scope="session", autouse=True)
 def client_api_key() -> Iterator[str]:
     """``$EXATRKX_API_KEY`` set to the test servers' key for the whole session."""
-    from exatrkx.serve.launcher import API_KEY_ENV
+    from exatrkx.contract import API_KEY_ENV
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(API_KEY_ENV, TEST_API_KEY)
@@ -129,8 +129,8 @@ def stub_processes(marker: str) -> list[int]:
 def events(request: pytest.FixtureRequest) -> list[np.ndarray]:
     """A few events: synthetic ones, plus the smallest shared real ones when present."""
     evs = [synthetic_event(n, seed) for seed, n in enumerate((2, 37, 150, 400))]
-    from exatrkx.data import hnl_events_dir
-    from exatrkx.io import read_feature_csv
+    from exatrkx.io.readers import read_feature_csv
+    from exatrkx.io.shared import hnl_events_dir
 
     real = hnl_events_dir()
     if real is not None:

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exatrkx.client import ClientConfig, Transport
-from exatrkx.serve import ServerConfig, ServerError, TritonServer, free_ports
+from exatrkx.errors import ServerError
+from exatrkx.serve import ServerConfig, TritonServer, free_ports
 from exatrkx.serve.launcher import _stub_regions
 from exatrkx.serve.repository import write_floor_repository
+from exatrkx.service.transport import ClientConfig, Transport
 
 pytestmark = pytest.mark.server
 

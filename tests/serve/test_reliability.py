@@ -20,10 +20,13 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from exatrkx.client import ClientConfig, RemoteError, Transport, make_runner
-from exatrkx.loadtest import group_rss, run_load
+from exatrkx.contract import API_KEY_HEADER, GRPC_API_KEY_HEADER
+from exatrkx.errors import RemoteError
 from exatrkx.serve import ServerConfig, TritonServer
-from exatrkx.serve.launcher import API_KEY_HEADER, GRPC_API_KEY_HEADER
+from exatrkx.service.runner import make_runner
+from exatrkx.service.transport import ClientConfig, Transport
+from exatrkx.study.loadtest import run_load
+from exatrkx.util.procfs import group_rss
 
 pytestmark = pytest.mark.server
 
@@ -33,7 +36,7 @@ GOOD = np.random.default_rng(11).random((80, 3), dtype=np.float32)
 @pytest.fixture(scope="module")
 def good_labels(weights_dir: Path) -> np.ndarray:
     with make_runner(0, weights_dir=weights_dir) as local:
-        return local.run(GOOD)[0]
+        return local.run(GOOD).labels
 
 
 def grpc_infer(server: TritonServer, model: str, inputs: dict[str, np.ndarray],
@@ -197,7 +200,7 @@ def test_control_apis_need_the_key(server: TritonServer, client_api_key: str) ->
 
 def test_launcher_defaults(tmp_path: Path) -> None:
     from exatrkx.errors import InputError
-    from exatrkx.serve.launcher import is_loopback
+    from exatrkx.serve.keys import is_loopback
 
     cfg = ServerConfig()
     assert cfg.host == "127.0.0.1" and is_loopback(cfg.host) and not is_loopback("0.0.0.0")
@@ -223,7 +226,7 @@ def test_launcher_defaults(tmp_path: Path) -> None:
 def test_concurrent_clients_lose_nothing(server: TritonServer, weights_dir: Path,
                                          events: list[np.ndarray]) -> None:
     with make_runner(0, weights_dir=weights_dir) as local:
-        reference = [labels for labels, _ in local.run_many(events)]
+        reference = [r.labels for r in local.run_many(events)]
     rss_before = group_rss(server.pid or -1)
     for option in (4, 5):
         result = run_load(server.grpc_url, events, reference, option, clients=8, rounds=2)

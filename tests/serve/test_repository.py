@@ -12,10 +12,11 @@ import torch
 from tritonclient.grpc import model_config_pb2 as mc
 
 from exatrkx.config import PipelineConfig
+from exatrkx.contract import CONFIG_PARAMETER, NET_STAGES
+from exatrkx.core.models import load_models, load_torchscript
 from exatrkx.errors import InputError
-from exatrkx.models import load_models, load_torchscript
 from exatrkx.serve import RepositoryConfig, is_repository, parse_config, write_repository
-from exatrkx.serve.repository import CONFIG_PARAMETER, NET_MODELS, repository_models
+from exatrkx.serve.repository import repository_models
 
 ALL_MODELS = ["build", "embed", "exatrkx", "exatrkx_pipeline", "filter", "gnn", "identity",
               "identity_ensemble5", "label"]
@@ -89,7 +90,7 @@ def test_adapters_are_thin_and_settings_come_from_the_weights(
         settings = json.loads(cfg.parameters[CONFIG_PARAMETER].string_value)
         assert PipelineConfig.from_dict(settings["pipeline"]) == stored
         assert settings["max_hits"] == 4000
-    for net in NET_MODELS:
+    for net in NET_STAGES:
         assert (repository / net / "1" / f"{net}.ts").is_file()
         assert (repository / "exatrkx_pipeline" / "1" / f"{net}.ts").is_file()
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exatrkx.balance import MultiServerRunner
-from exatrkx.client import make_runner
+from exatrkx.contract import OPTIONS, Option
 from exatrkx.serve import TritonServer
-from exatrkx.study.network import ROUND_TRIPS, network_rows, run_network_scan
+from exatrkx.service.balance import MultiServerRunner
+from exatrkx.service.runner import make_runner
+from exatrkx.study.network import network_rows, run_network_scan
 from exatrkx.study.scaleout import measure_servers, started_servers
 
 pytestmark = pytest.mark.server
@@ -29,7 +30,7 @@ def second_server(repository: Path, server_config: Callable[..., object]) -> Ite
 
 def _reference(url: str, events: list[np.ndarray]) -> list[np.ndarray]:
     with make_runner(5, url) as runner:
-        return [runner.run(x)[0] for x in events]
+        return [runner.run(x).labels for x in events]
 
 
 def test_scan_point_over_two_servers(server: TritonServer, second_server: TritonServer,
@@ -40,11 +41,11 @@ def test_scan_point_over_two_servers(server: TritonServer, second_server: Triton
                             passes=2, warmup=1, weights=weights_dir)
     assert point.events == 2 * len(feats) and point.mismatched == 0
     assert sum(point.per_server) == point.events and all(point.per_server)
-    assert point.throughput > 0
+    assert point.timed.throughput_eps > 0
 
 
 def test_started_servers_are_stopped(repository: Path) -> None:
-    from exatrkx.balance import probe_ready
+    from exatrkx.service.balance import probe_ready
 
     with started_servers(repository, 1) as urls:
         assert probe_ready(urls[0])
@@ -58,12 +59,12 @@ def test_events_spread_over_two_servers_and_survive_one_dying(
     urls = [server.grpc_url, second_server.grpc_url]
     with MultiServerRunner(urls, 5, concurrency=2, health_interval_s=0) as runner:
         results = runner.run_many(feats)
-        assert all(np.array_equal(lab, ref) for (lab, _), ref in
+        assert all(np.array_equal(r.labels, ref) for r, ref in
                    zip(results, reference, strict=True))
         assert all(n > 0 for n in runner.served().values()), runner.served()
         second_server.stop()  # in the middle of the runner's life
         results = runner.run_many(feats)
-        assert all(np.array_equal(lab, ref) for (lab, _), ref in
+        assert all(np.array_equal(r.labels, ref) for r, ref in
                    zip(results, reference, strict=True))
         assert runner.alive_urls == [server.grpc_url]
 
@@ -83,5 +84,6 @@ def test_network_scan_adds_the_round_trips(server: TritonServer, events: list[np
     for option in (3, 5):
         # every event waits at least its round trips through the delayed proxy (a bound
         # that holds however busy the machine is)
-        fastest = min(by[(option, 2.5, 0.0)].latencies)
-        assert fastest >= ROUND_TRIPS[option] * 2 * 2.5, (option, fastest)
+        fastest = min(by[(option, 2.5, 0.0)].single.latencies_ms)
+        trips = OPTIONS[Option(option)].requests_per_event
+        assert fastest >= trips * 2 * 2.5, (option, fastest)

@@ -12,15 +12,12 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from exatrkx.client import (
-    OPTIONS,
-    ClientConfig,
-    RemoteError,
-    Transport,
-    make_runner,
-    stats_delta,
-)
+from exatrkx.contract import REMOTE_OPTIONS
+from exatrkx.errors import RejectedInput, RemoteError, ServerUnavailable
 from exatrkx.serve import ServerConfig, TritonServer
+from exatrkx.service.runner import make_runner
+from exatrkx.service.stats import stats_delta
+from exatrkx.service.transport import ClientConfig, Transport
 
 pytestmark = pytest.mark.server
 
@@ -35,7 +32,7 @@ def url(server: TritonServer, protocol: str) -> str:
 def reference(weights_dir: Path, events: list[np.ndarray]) -> list[np.ndarray]:
     """Option 0 (in-process) labels of the test events."""
     with make_runner(0, weights_dir=weights_dir) as runner:
-        return [labels for labels, _ in runner.run_many(events)]
+        return [r.labels for r in runner.run_many(events)]
 
 
 @pytest.mark.parametrize(("protocol", "shm"), TRANSPORTS)
@@ -43,11 +40,12 @@ def test_every_option_gives_the_in_process_labels(
         server: TritonServer, weights_dir: Path, events: list[np.ndarray],
         reference: list[np.ndarray], protocol: str, shm: bool) -> None:
     assert any(len(np.unique(r[r >= 0])) > 1 for r in reference), "events make tracks"
-    for option in OPTIONS[1:]:
+    for option in REMOTE_OPTIONS:
         with make_runner(option, url(server, protocol), protocol, shm,
                          weights_dir=weights_dir) as runner:
             for features, want in zip(events, reference, strict=True):
-                labels, timing = runner.run(features)
+                result = runner.run(features)
+                labels, timing = result.labels, result.timing
                 np.testing.assert_array_equal(labels, want, err_msg=f"option {option}")
                 assert labels.dtype == np.int64
                 assert timing.total_ms > 0
@@ -67,10 +65,11 @@ def test_concurrent_events_and_timing_records(server: TritonServer, weights_dir:
                    for m in ("embed", "build", "filter", "gnn", "label")):
                 break
             time.sleep(0.02)
-    for (labels, timing), want in zip(results, reference * 2, strict=True):
+    for result, want in zip(results, reference * 2, strict=True):
+        labels, timing = result.labels, result.timing
         np.testing.assert_array_equal(labels, want)
         assert set(timing.stages_ms) == {"embed", "build", "filter", "gnn", "label"}
-    big = [t for (_, t), x in zip(results, events * 2, strict=True) if len(x) >= 2]
+    big = [r.timing for r, x in zip(results, events * 2, strict=True) if len(x) >= 2]
     assert all([r.model for r in t.requests] == ["embed", "build", "filter", "gnn", "label"]
                for t in big)
     stats = stats_delta(before, after)
@@ -87,7 +86,7 @@ def test_shared_memory_falls_back_inline_for_big_events(
     with make_runner(5, server.grpc_url, shm=True, shm_max_hits=100,
                      weights_dir=weights_dir) as runner:
         for features, want in zip(events, reference, strict=True):
-            np.testing.assert_array_equal(runner.run(features)[0], want)
+            np.testing.assert_array_equal(runner.run(features).labels, want)
 
 
 def raw_infer(server: TritonServer, model: str, array: np.ndarray, dtype: str) -> None:
@@ -126,17 +125,18 @@ def test_bad_tensors_get_clear_errors_and_the_server_stays_up(
             assert out.shape == (60, 8) and np.isfinite(out).all()
         else:
             with make_runner(0, weights_dir=weights_dir) as local:
-                want = local.run(GOOD)[0]
+                want = local.run(GOOD).labels
             got = transport.infer(model, {"FEATURES": GOOD}, ["LABELS"])["LABELS"]
             np.testing.assert_array_equal(got, want)
 
 
 def test_bad_intermediate_tensors(server: TritonServer) -> None:
     with Transport(ClientConfig(url=server.grpc_url)) as transport:
-        with pytest.raises(RemoteError, match="outside"):
+        # a refused tensor is bad input (exit code 2), not a server problem
+        with pytest.raises(RejectedInput, match="outside"):
             transport.infer("filter", {"FEATURES": GOOD, "EDGES": np.array([[70], [1]])},
                             ["EDGES_KEPT"])
-        with pytest.raises(RemoteError, match="SCORES has 2 values for 1 edges"):
+        with pytest.raises(RejectedInput, match="SCORES has 2 values for 1 edges"):
             transport.infer("label", {"FEATURES": GOOD, "EDGES_KEPT": np.array([[3], [1]]),
                                       "SCORES": np.array([0.9, 0.9], np.float32)}, ["LABELS"])
         labels = transport.infer("label", {"FEATURES": GOOD,
@@ -151,7 +151,7 @@ def test_bad_intermediate_tensors(server: TritonServer) -> None:
 def test_client_errors_are_one_line_remote_errors(server: TritonServer) -> None:
     from exatrkx.serve import free_port
 
-    with pytest.raises(RemoteError, match="no ready Triton server"):
+    with pytest.raises(ServerUnavailable, match="no ready Triton server"):
         make_runner(5, f"127.0.0.1:{free_port()}")
     with Transport(ClientConfig(url=server.grpc_url)) as transport:
         with pytest.raises(RemoteError, match="nosuchmodel"):
@@ -175,7 +175,7 @@ def test_dynamic_batching_of_embed_and_filter_is_exact(
                 results += runner.run_many(events * 3)
                 after = runner.server_statistics()
         stats = stats_delta(before, after)
-    for (labels, _), want in zip(results, reference * 6, strict=True):
-        np.testing.assert_array_equal(labels, want)
+    for result, want in zip(results, reference * 6, strict=True):
+        np.testing.assert_array_equal(result.labels, want)
     assert stats["embed"].executions < stats["embed"].requests, "requests were batched"
     assert stats["filter"].executions == stats["filter"].requests

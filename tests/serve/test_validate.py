@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from exatrkx.contract import MODELS
 from exatrkx.errors import InputError
 from exatrkx.serve.validate import (
-    MODEL_INPUTS,
+    CHECKED_KINDS,
     as_tensor,
     check_edges,
     check_features,
@@ -34,8 +35,11 @@ def good_inputs(model: str, n: int = 6) -> list[np.ndarray]:
             "filter": [feats, edges], "gnn": [feats, edges],
             "label": [feats, edges, np.full(edges.shape[1], 0.7, np.float32)]}[model]
 
+#: Models whose inputs the served adapters check (the contract's stage and pipeline models).
+CHECKED_MODELS = [name for name, spec in MODELS.items() if spec.kind in CHECKED_KINDS]
 
-@pytest.mark.parametrize("model", sorted(MODEL_INPUTS))
+
+@pytest.mark.parametrize("model", sorted(CHECKED_MODELS))
 def test_good_requests_pass(model: str) -> None:
     validate_inputs(model, good_inputs(model), MAX_HITS, K, 8)
     validate_inputs(model, [torch.from_numpy(a) for a in good_inputs(model, 1)], MAX_HITS, K)
@@ -101,10 +105,10 @@ SCORES = hnp.arrays(np.float32, st.integers(0, 40),
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(model=st.sampled_from(sorted(MODEL_INPUTS)), data=st.data())
+@given(model=st.sampled_from(sorted(CHECKED_MODELS)), data=st.data())
 def test_any_request_is_accepted_or_refused_with_input_error(model: str,
                                                              data: st.DataObject) -> None:
-    names = [name for name, _, _ in MODEL_INPUTS[model]]
+    names = list(MODELS[model].inputs)
     typed = {"FEATURES": FEATURES, "EMBEDDING": ARRAYS, "EDGES": EDGES, "EDGES_KEPT": EDGES,
              "SCORES": SCORES}
     inputs = [data.draw(st.one_of(typed[name], ARRAYS), label=name) for name in names]

@@ -1,29 +1,20 @@
 """Serving the pipeline with NVIDIA Triton: model repository, server launcher, adapters.
 
-- :func:`write_repository` writes the stage models, the ``exatrkx`` ensemble, the
-  ``exatrkx_pipeline`` model and the identity floor models;
-- :class:`TritonServer` runs the ``tritonserver`` binary of the ``nvidia-pytriton`` wheel on
-  such a repository;
-- :mod:`exatrkx.serve.adapters` holds the Python-backend model classes (imported only by
-  the backend stub processes).
+- :mod:`exatrkx.serve.repository`: :func:`write_repository` writes the stage models, the
+  ``exatrkx`` ensemble, the ``exatrkx_pipeline`` model and the floor models;
+- :mod:`exatrkx.serve.launcher`: :class:`TritonServer` runs the ``tritonserver`` binary of
+  the ``nvidia-pytriton`` wheel (:mod:`exatrkx.serve.binary`) on such a repository;
+- :mod:`exatrkx.serve.foreground`: ``exatrkx serve``;
+- :mod:`exatrkx.serve.keys`: the key policy of the control APIs;
+- :mod:`exatrkx.serve.adapters`: the Python-backend model classes (imported only by the
+  backend stub processes), over :mod:`exatrkx.serve.validate`'s input checks;
+- :mod:`exatrkx.serve.deploy`: checks of the container recipe and Kubernetes manifests.
 """
 
 from __future__ import annotations
 
-from exatrkx.serve.launcher import (
-    ServerConfig,
-    ServerError,
-    TritonServer,
-    free_port,
-    free_ports,
-)
+from exatrkx.serve.launcher import ServerConfig, TritonServer, free_port, free_ports
 from exatrkx.serve.repository import (
-    DEFAULT_MAX_HITS,
-    ENSEMBLE_MODEL,
-    IDENTITY_ENSEMBLE_MODEL,
-    IDENTITY_MODEL,
-    PIPELINE_MODEL,
-    STAGE_MODELS,
     RepositoryConfig,
     is_repository,
     parse_config,
@@ -32,15 +23,8 @@ from exatrkx.serve.repository import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_HITS",
-    "ENSEMBLE_MODEL",
-    "IDENTITY_ENSEMBLE_MODEL",
-    "IDENTITY_MODEL",
-    "PIPELINE_MODEL",
-    "STAGE_MODELS",
     "RepositoryConfig",
     "ServerConfig",
-    "ServerError",
     "TritonServer",
     "free_port",
     "free_ports",

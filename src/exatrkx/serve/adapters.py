@@ -2,7 +2,7 @@
 
 An adapter only moves tensors between Triton and the package's stage functions (DLPack, no
 copies), validates them, and turns bad input into a Triton error response; the algorithms
-live in :mod:`exatrkx.stages` and :mod:`exatrkx.pipeline`. This module imports
+live in :mod:`exatrkx.core.stages` and :mod:`exatrkx.core.pipeline`. This module imports
 ``triton_python_backend_utils``, which exists only inside the backend stub process.
 """
 
@@ -17,10 +17,20 @@ import torch
 import triton_python_backend_utils as pb_utils
 from torch.utils.dlpack import from_dlpack, to_dlpack
 
-from exatrkx.allocator import tune_allocator
 from exatrkx.config import PipelineConfig
+from exatrkx.contract import (
+    CONFIG_PARAMETER,
+    IDENTITY_MODEL,
+    MODELS,
+    NET_STAGES,
+    PIPELINE_MODEL,
+    STAGE_MODELS,
+    Stage,
+)
+from exatrkx.core.allocator import tune_allocator
+from exatrkx.core.models import Nets, load_torchscript
+from exatrkx.core.pipeline import Pipeline, local_stages, stage
 from exatrkx.errors import InputError
-from exatrkx.serve.repository import CONFIG_PARAMETER
 from exatrkx.serve.validate import validate_inputs
 
 
@@ -51,9 +61,16 @@ def _error(exc: Exception) -> Any:
 class _Adapter:
     """Common part: settings, threads, the device and the request loop."""
 
-    inputs: tuple[str, ...] = ()
-    #: Key of :data:`exatrkx.serve.validate.MODEL_INPUTS` (the model's input checks).
+    #: The model this adapter serves (a key of :data:`exatrkx.contract.MODELS`).
     model_name = ""
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return MODELS[self.model_name].inputs
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return MODELS[self.model_name].outputs
 
     def initialize(self, args: dict[str, Any]) -> None:
         tune_allocator()
@@ -77,16 +94,12 @@ class _Adapter:
     def setup(self) -> None:
         """Load what the model needs (nets)."""
 
-    def pipeline_stage(self, name: str, net: torch.nn.Module | None = None
-                       ) -> Callable[..., torch.Tensor]:
-        """The package's stage ``name`` with this model's pipeline settings bound."""
-        from exatrkx.pipeline import stage
-
+    def pipeline_stage(self, name: Stage) -> Callable[..., torch.Tensor]:
+        """The package's stage ``name`` with this model's settings and net bound."""
+        net = self.load_net(name) if name in NET_STAGES else None
         return stage(name, self.config, net)
 
-    def load_net(self, name: str) -> torch.nn.Module:
-        from exatrkx.models import load_torchscript
-
+    def load_net(self, name: Stage) -> torch.nn.Module:
         return load_torchscript(self.version_dir / f"{name}.ts", self.device)
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
@@ -145,6 +158,8 @@ class _Adapter:
 class IdentityModel(_Adapter):
     """``identity``: FEATURES -> OUTPUT, no work and no checks (Triton's one-hop floor)."""
 
+    model_name = IDENTITY_MODEL
+
     def initialize(self, args: dict[str, Any]) -> None:
         self.batched = False
 
@@ -152,95 +167,73 @@ class IdentityModel(_Adapter):
         """None: the floor measures Triton alone (Triton still checks dtype and shape)."""
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        return [("OUTPUT", tensors[0])]
+        return [(self.outputs[0], tensors[0])]
 
     def _inputs(self, request: Any) -> list[torch.Tensor]:
-        return [_tensor(request, "FEATURES")]
+        return [_tensor(request, name) for name in self.inputs]
 
 
-class EmbedModel(_Adapter):
-    """``embed``: FEATURES -> EMBEDDING."""
+class _StageAdapter(_Adapter):
+    """A stage model: the stage's inputs -> its output, by the package's stage callable."""
 
-    inputs = ("FEATURES",)
-    model_name = "embed"
+    stage: Stage
 
     def setup(self) -> None:
-        self.stage = self.pipeline_stage("embed", self.load_net("embed"))
+        self.run_stage = self.pipeline_stage(self.stage)
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        return [("EMBEDDING", self.stage(tensors[0]))]
+        return [(self.outputs[0], self.run_stage(*tensors))]
+
+
+class EmbedModel(_StageAdapter):
+    """``embed``: FEATURES -> EMBEDDING (batches of events concatenated: per-hit work)."""
+
+    stage = "embed"
+    model_name = STAGE_MODELS["embed"].name
 
     def run_batch(self, batch: list[list[torch.Tensor]]) -> list[list[tuple[str, torch.Tensor]]]:
         sizes = [int(t[0].shape[0]) for t in batch]
-        out = self.stage(torch.cat([t[0] for t in batch]))
-        return [[("EMBEDDING", part)] for part in torch.split(out, sizes)]
+        out = self.run_stage(torch.cat([t[0] for t in batch]))
+        return [[(self.outputs[0], part)] for part in torch.split(out, sizes)]
 
 
-class BuildModel(_Adapter):
+class BuildModel(_StageAdapter):
     """``build``: EMBEDDING -> EDGES (fixed-radius neighbours)."""
 
-    inputs = ("EMBEDDING",)
-    model_name = "build"
-
-    def setup(self) -> None:
-        self.stage = self.pipeline_stage("build")
-
-    def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        return [("EDGES", self.stage(tensors[0]))]
+    stage = "build"
+    model_name = STAGE_MODELS["build"].name
 
 
-class FilterModel(_Adapter):
+class FilterModel(_StageAdapter):
     """``filter``: FEATURES, EDGES -> EDGES_KEPT."""
 
-    inputs = ("FEATURES", "EDGES")
-    model_name = "filter"
-
-    def setup(self) -> None:
-        self.stage = self.pipeline_stage("filter", self.load_net("filter"))
-
-    def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        return [("EDGES_KEPT", self.stage(tensors[0], tensors[1]))]
+    stage = "filter"
+    model_name = STAGE_MODELS["filter"].name
 
 
-class GNNModel(_Adapter):
+class GNNModel(_StageAdapter):
     """``gnn``: FEATURES, EDGES_KEPT -> SCORES."""
 
-    inputs = ("FEATURES", "EDGES_KEPT")
-    model_name = "gnn"
-
-    def setup(self) -> None:
-        self.stage = self.pipeline_stage("gnn", self.load_net("gnn"))
-
-    def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        return [("SCORES", self.stage(tensors[0], tensors[1]))]
+    stage = "gnn"
+    model_name = STAGE_MODELS["gnn"].name
 
 
-class LabelModel(_Adapter):
+class LabelModel(_StageAdapter):
     """``label``: FEATURES, EDGES_KEPT, SCORES -> LABELS (the package's label stage)."""
 
-    inputs = ("FEATURES", "EDGES_KEPT", "SCORES")
-    model_name = "label"
-
-    def setup(self) -> None:
-        self.stage = self.pipeline_stage("label")
-
-    def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        return [("LABELS", self.stage(*tensors))]
+    stage = "label"
+    model_name = STAGE_MODELS["label"].name
 
 
 class PipelineModel(_Adapter):
     """``exatrkx_pipeline``: FEATURES -> LABELS, the whole in-process pipeline."""
 
-    inputs = ("FEATURES",)
-    model_name = "exatrkx_pipeline"
+    model_name = PIPELINE_MODEL
 
     def setup(self) -> None:
-        from exatrkx.models import Nets
-        from exatrkx.pipeline import Pipeline, local_stages
-
-        nets = Nets(*(self.load_net(name) for name in ("embed", "filter", "gnn")))
+        nets = Nets(*(self.load_net(name) for name in NET_STAGES))
         self.pipeline = Pipeline(local_stages(nets, self.config, self.device), self.device)
 
     def run(self, *tensors: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         labels = self.pipeline.run(tensors[0].cpu().numpy()).labels
-        return [("LABELS", torch.from_numpy(labels))]
+        return [(self.outputs[0], torch.from_numpy(labels))]

@@ -7,8 +7,8 @@ The server runs in its own process group, so stopping it also ends every backend
 Security defaults (see ``docs/security.md``): the endpoints listen on ``127.0.0.1``; models
 cannot be loaded or unloaded over the network (``--model-control-mode=none``); the control
 APIs (model repository, shared memory, statistics, trace, logging) answer only requests that
-carry the server's key in the :data:`API_KEY_HEADER` header (Triton's restricted-protocol
-settings). The key is random per server unless given; :attr:`TritonServer.api_key` holds it.
+carry the server's key (:mod:`exatrkx.serve.keys`). The key is random per server unless
+given; :attr:`TritonServer.api_key` holds it.
 """
 
 from __future__ import annotations
@@ -16,64 +16,22 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from exatrkx.allocator import allocator_env
-from exatrkx.errors import InputError
-from exatrkx.serve.repository import RepositoryConfig
-
-#: Header that carries the key of the restricted APIs (gRPC metadata:
-#: :data:`GRPC_API_KEY_HEADER`, Triton's prefix for restricted-protocol keys).
-API_KEY_HEADER = "exatrkx-api-key"
-GRPC_API_KEY_HEADER = f"triton-grpc-protocol-{API_KEY_HEADER}"
-#: Environment variable with the key, read by the client and by ``exatrkx serve``.
-API_KEY_ENV = "EXATRKX_API_KEY"
-#: Triton APIs behind the key by default: everything but health, metadata, model config and
-#: inference (which any standard Triton client may use).
-RESTRICTED_APIS = ("model-repository", "shared-memory", "statistics", "trace", "logging")
-#: APIs Triton 2.51 can restrict.
-KNOWN_APIS = ("health", "metadata", "inference", "shared-memory", "model-config",
-              "model-repository", "statistics", "trace", "logging")
-_KEY_RE = re.compile(r"[A-Za-z0-9._~-]{16,256}")
-
-
-def new_api_key() -> str:
-    """A random key (32 URL-safe characters, 192 bits)."""
-    return secrets.token_urlsafe(24)
-
-
-def check_api_key(key: str) -> str:
-    """``key`` if it can be a key (16-256 characters of ``A-Za-z0-9._~-``).
-
-    Raises:
-        InputError: too short, too long or other characters.
-    """
-    if not _KEY_RE.fullmatch(key):
-        raise InputError("an API key needs 16 to 256 characters of A-Z a-z 0-9 . _ ~ -")
-    return key
-
-
-def is_loopback(host: str) -> bool:
-    """True when ``host`` is a loopback address or name (not reachable from elsewhere)."""
-    return host == "localhost" or host.startswith("127.") or host == "::1"
-
-
-class ServerError(RuntimeError):
-    """The server did not start, or died; the message ends with the tail of its log."""
+from exatrkx.contract import API_KEY_HEADER, DEFAULT_PORTS
+from exatrkx.errors import InputError, ServerError
+from exatrkx.serve.binary import server_environment, tritonserver_paths
+from exatrkx.serve.keys import KNOWN_APIS, RESTRICTED_APIS, check_api_key, new_api_key
+from exatrkx.service.transport import probe_ready
+from exatrkx.util.procfs import group_processes
 
 
 @dataclass(frozen=True)
@@ -95,9 +53,9 @@ class ServerConfig:
     """
 
     host: str = "127.0.0.1"
-    grpc_port: int = 8001
-    http_port: int = 8000
-    metrics_port: int = 8002
+    grpc_port: int = DEFAULT_PORTS["grpc"]
+    http_port: int = DEFAULT_PORTS["http"]
+    metrics_port: int = DEFAULT_PORTS["metrics"]
     log_verbose: int = 0
     startup_timeout: float = 120.0
     exit_timeout: int = 5
@@ -131,43 +89,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, host)[0]
 
 
-def _pytriton_root() -> Path:
-    try:
-        import pytriton
-    except ImportError as exc:  # pragma: no cover - a dependency
-        raise ServerError("nvidia-pytriton is not installed; it provides tritonserver") from exc
-    return Path(pytriton.__file__).resolve().parent
-
-
-def tritonserver_paths() -> tuple[Path, Path, Path, Path]:
-    """The wheel's (binary, backends folder, stub for this Python, bundled libs folder)."""
-    root = _pytriton_root()
-    dist = root / "tritonserver"
-    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
-    binary = dist / "bin" / "tritonserver"
-    for path in (binary, dist / "backends" / "python", stub):
-        if not path.exists():
-            raise ServerError(f"{path} is missing from the nvidia-pytriton wheel")
-    return binary, dist / "backends", stub, root.parent / "nvidia_pytriton.libs"
-
-
-def python_env_paths() -> list[str]:
-    """Import paths the backend stubs need to find this package and its dependencies.
-
-    The stub embeds the base interpreter, which does not know this environment; its
-    ``site-packages`` folders and the folder holding ``exatrkx`` go on ``PYTHONPATH``.
-    """
-    import exatrkx
-
-    paths = [str(Path(exatrkx.__file__).resolve().parents[1])]
-    for key in ("purelib", "platlib"):
-        path = sysconfig.get_paths()[key]
-        if path not in paths:
-            paths.append(path)
-    return paths
-
-
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Ask Linux to send SIGTERM to the server when the process that started it dies, so
     that a killed client leaves no server behind (the stubs follow their server)."""
@@ -187,44 +108,18 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def group_processes(pgid: int) -> Iterator[Path]:
-    """The ``/proc/<pid>`` folders of the live processes of a process group."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry.name)) == pgid:
-                yield entry
-        except (OSError, ProcessLookupError):
-            continue
-
-
 def _stub_regions(pgid: int) -> list[str]:
     """Shared-memory regions of the backend stubs in a process group (from their command
     lines: the stub is started with its region's name)."""
-    regions = []
-    for entry in group_processes(pgid):
-        try:
-            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except (OSError, ProcessLookupError):
-            continue
-        regions += [a for a in args if re.fullmatch(r"triton_python_backend_shm_region_[\w-]+", a)]
-    return regions
+    return [a for proc in group_processes(pgid) for a in proc.args
+            if re.fullmatch(r"triton_python_backend_shm_region_[\w-]+", a)]
 
 
 def _stub_pids(pgid: int) -> list[int]:
     """Live (not zombie) backend stub processes of a process group."""
-    pids = []
-    for entry in group_processes(pgid):
-        try:
-            stat = (entry / "stat").read_text()
-            comm = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
-        except (OSError, ProcessLookupError):
-            continue
-        state = stat.rsplit(")", 1)[-1].split()[0]
-        if comm.endswith(b"triton_python_backend_stub") and state not in ("Z", "X"):
-            pids.append(int(entry.name))
-    return sorted(pids)
+    return sorted(proc.pid for proc in group_processes(pgid)
+                  if proc.program == "triton_python_backend_stub"
+                  and proc.state not in ("Z", "X"))
 
 
 class TritonServer:
@@ -337,19 +232,8 @@ class TritonServer:
         return backends
 
     def environment(self) -> dict[str, str]:
-        """Environment of the server: libpython and bundled libs found, this package importable,
-        the allocator settings of :mod:`exatrkx.allocator` (unless already set)."""
-        env = dict(os.environ)
-        libs = [sysconfig.get_config_var("LIBDIR") or "", str(tritonserver_paths()[3])]
-        old = env.get("LD_LIBRARY_PATH")
-        env["LD_LIBRARY_PATH"] = ":".join([p for p in libs if p] + ([old] if old else []))
-        py = python_env_paths()
-        old = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = ":".join(py + ([old] if old else []))
-        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-        env.update(allocator_env(environ=env))
-        env.update(self.config.env)
-        return env
+        """Environment of the server (see :func:`exatrkx.serve.binary.server_environment`)."""
+        return server_environment(self.config.env)
 
     def start(self) -> TritonServer:
         """Start the server and wait until it is ready.
@@ -394,13 +278,8 @@ class TritonServer:
         return self.start()
 
     def is_ready(self) -> bool:
-        """True when ``/v2/health/ready`` answers 200."""
-        url = f"http://{self._client_host}:{self.http_port}/v2/health/ready"
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as resp:
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        """True when the server answers ready (HTTP ``/v2/health/ready``)."""
+        return probe_ready(self.http_url, "http", timeout_s=1.0)
 
     def wait_ready(self, timeout: float) -> None:
         """Poll readiness; fail fast when the process exits."""
@@ -484,10 +363,6 @@ class TritonServer:
         self.cleanup()
 
 
-class _Stop(Exception):
-    """Raised by the SIGTERM handler of :func:`serve_forever`."""
-
-
 def port_in_use(host: str, port: int) -> bool:
     """True when ``port`` cannot be bound on ``host`` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -499,73 +374,3 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def serve_forever(repository: str | Path | None, weights_dir: str | Path | None,
-                  server_config: ServerConfig, repo_config: RepositoryConfig | None = None,
-                  echo: Callable[[str], None] = print,
-                  restart_on_stub_failure: bool = True) -> int:
-    """Run the server in the foreground until SIGINT/SIGTERM; returns the exit code.
-
-    With ``restart_on_stub_failure``, a backend process that dies (Triton would answer its
-    model with errors from then on) makes the server restart, on the same ports.
-
-    ``repository``: ``None`` writes the repository to a temporary folder (removed at exit);
-    a folder that already holds models is served as it is; any other folder is written.
-
-    Raises:
-        InputError: a port is taken; ServerError: the server failed to start or died.
-    """
-    from exatrkx.serve.repository import repository_models, write_repository
-
-    for name, port in (("gRPC", server_config.grpc_port), ("HTTP", server_config.http_port),
-                       ("metrics", server_config.metrics_port)):
-        if port and port_in_use(server_config.host, port):
-            raise InputError(f"{name} port {port} is already in use on {server_config.host}")
-    settings = repo_config or RepositoryConfig()
-    scratch: Path | None = None
-    if repository is None:
-        scratch = Path(tempfile.mkdtemp(prefix="exatrkx-repo-"))
-        repo = write_repository(scratch / "models", weights_dir, settings,
-                                libtorch_variant=False)
-    elif Path(repository).is_dir() and repository_models(repository):
-        repo = Path(repository)
-        echo(f"serving the existing model repository {repo}")
-    else:
-        repo = write_repository(repository, weights_dir, settings)
-        echo(f"wrote the model repository {repo}")
-
-    def on_term(signum: int, frame: object) -> None:
-        raise _Stop
-
-    # SIGINT too: a server started in the background (``&``, nohup) inherits SIGINT ignored
-    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
-    server = TritonServer(repo, server_config)
-    try:
-        server.start()
-        echo(f"models: {', '.join(repository_models(repo))}")
-        echo(f"gRPC:    {server.grpc_url}")
-        echo(f"HTTP:    {server.http_url}")
-        echo(f"metrics: {server.metrics_url}")
-        if server.api_key and server_config.api_key is None:
-            echo(f"API key: {server.api_key} (clients: export {API_KEY_ENV}=<key>)")
-        echo("ready (Ctrl-C to stop)")
-        while True:
-            code = server.poll(1.0)
-            if code is not None:
-                raise ServerError(f"tritonserver exited unexpectedly (code {code}):\n"
-                                  + server.log_tail())
-            dead = server.dead_stubs()
-            if dead and restart_on_stub_failure:
-                echo(f"warning: backend process(es) {', '.join(map(str, dead))} died; "
-                     "restarting the server")
-                t0 = time.monotonic()
-                server.restart()
-                echo(f"ready again after {time.monotonic() - t0:.1f} s")
-    except (KeyboardInterrupt, _Stop):
-        echo("stopping")
-        return 0
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.cleanup()
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)

@@ -32,42 +32,43 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from exatrkx.config import PipelineConfig
+from exatrkx.contract import (
+    CONFIG_PARAMETER,
+    DEFAULT_MAX_HITS,
+    ENSEMBLE_MODEL,
+    FLOOR_ENSEMBLE_STEPS,
+    IDENTITY_ENSEMBLE_MODEL,
+    IDENTITY_MODEL,
+    MODELS,
+    NET_STAGES,
+    PIPELINE_MODEL,
+    STAGE_MODELS,
+    STAGES,
+    TENSORS,
+)
+from exatrkx.core.models import export_torchscript, load_models
 from exatrkx.errors import InputError
 
-#: Names of the stage models, in pipeline order.
-STAGE_MODELS = ("embed", "build", "filter", "gnn", "label")
-#: The ensemble of the stage models.
-ENSEMBLE_MODEL = "exatrkx"
-#: The whole pipeline in one Python-backend model.
-PIPELINE_MODEL = "exatrkx_pipeline"
-#: Triton's floor: one identity hop, and five chained in an ensemble.
-IDENTITY_MODEL = "identity"
-IDENTITY_ENSEMBLE_MODEL = "identity_ensemble5"
-#: The nets served by the Python stage models and as libtorch models.
-NET_MODELS = ("embed", "filter", "gnn")
-#: Models that can use Triton's dynamic batcher (per-hit work, hits as the batch dimension).
-BATCHED_MODELS = ("embed",)
-#: Parameter key holding the JSON settings of an adapter.
-CONFIG_PARAMETER = "exatrkx_config"
-#: Default refusal limit on hits per event (requests above it are answered with an error).
-DEFAULT_MAX_HITS = 100_000
+Device = Literal["cpu", "cuda"]
+#: Stage models that can use Triton's dynamic batcher (per-hit work, hits as the batch
+#: dimension).
+BATCHED_MODELS = (STAGE_MODELS["embed"].name,)
 
-_FP32 = mc.DataType.TYPE_FP32
-_INT64 = mc.DataType.TYPE_INT64
+_TRITON_TYPES = {"FP32": mc.DataType.TYPE_FP32, "INT64": mc.DataType.TYPE_INT64}
 
 #: Model -> adapter class in :mod:`exatrkx.serve.adapters`.
 ADAPTERS = {
-    "embed": "EmbedModel",
-    "build": "BuildModel",
-    "filter": "FilterModel",
-    "gnn": "GNNModel",
-    "label": "LabelModel",
+    STAGE_MODELS["embed"].name: "EmbedModel",
+    STAGE_MODELS["build"].name: "BuildModel",
+    STAGE_MODELS["filter"].name: "FilterModel",
+    STAGE_MODELS["gnn"].name: "GNNModel",
+    STAGE_MODELS["label"].name: "LabelModel",
     PIPELINE_MODEL: "PipelineModel",
     IDENTITY_MODEL: "IdentityModel",
 }
@@ -93,7 +94,7 @@ class RepositoryConfig:
     dynamic_batching: bool = False
     max_queue_delay_us: int = 100
     max_hits: int = DEFAULT_MAX_HITS
-    device: str = "cpu"
+    device: Device = "cpu"
     torch_threads: int = 1
     libtorch_variant: bool = True
 
@@ -114,46 +115,27 @@ class RepositoryConfig:
 
 # ---------------------------------------------------------------------------- configs
 
-def _tensor(msg: Any, name: str, dtype: int, dims: list[int]) -> None:
+def _tensor(msg: Any, name: str, embed_dim: int) -> None:
+    spec = TENSORS[name]
     msg.name = name
-    msg.data_type = dtype
-    msg.dims.extend(dims)
+    msg.data_type = _TRITON_TYPES[spec.dtype]
+    msg.dims.extend(spec.dims(embed_dim))
 
 
-def _io(cfg: mc.ModelConfig, inputs: list[tuple[str, int, list[int]]],
-        outputs: list[tuple[str, int, list[int]]]) -> None:
-    for name, dtype, dims in inputs:
-        _tensor(cfg.input.add(), name, dtype, dims)
-    for name, dtype, dims in outputs:
-        _tensor(cfg.output.add(), name, dtype, dims)
-
-
-def stage_io(embed_dim: int) -> dict[str, tuple[list[tuple[str, int, list[int]]],
-                                                list[tuple[str, int, list[int]]]]]:
-    """Inputs and outputs ``(name, dtype, dims)`` of every Python-backend model."""
-    feat = ("FEATURES", _FP32, [-1, 3])
-    emb = ("EMBEDDING", _FP32, [-1, embed_dim])
-    edges = ("EDGES", _INT64, [2, -1])
-    kept = ("EDGES_KEPT", _INT64, [2, -1])
-    scores = ("SCORES", _FP32, [-1])
-    labels = ("LABELS", _INT64, [-1])
-    return {
-        "embed": ([feat], [emb]),
-        "build": ([emb], [edges]),
-        "filter": ([feat, edges], [kept]),
-        "gnn": ([feat, kept], [scores]),
-        "label": ([feat, kept, scores], [labels]),
-        PIPELINE_MODEL: ([feat], [labels]),
-        IDENTITY_MODEL: ([feat], [("OUTPUT", _FP32, [-1, 3])]),
-    }
+def _io(cfg: mc.ModelConfig, model: str, embed_dim: int) -> None:
+    """The inputs and outputs of ``model`` as the contract says."""
+    spec = MODELS[model]
+    for name in spec.inputs:
+        _tensor(cfg.input.add(), name, embed_dim)
+    for name in spec.outputs:
+        _tensor(cfg.output.add(), name, embed_dim)
 
 
 def python_model_config(name: str, embed_dim: int, settings: RepositoryConfig,
                         adapter_config: dict[str, Any]) -> mc.ModelConfig:
     """``config.pbtxt`` of one Python-backend model."""
     cfg = mc.ModelConfig(name=name, backend="python", max_batch_size=0)
-    inputs, outputs = stage_io(embed_dim)[name]
-    _io(cfg, inputs, outputs)
+    _io(cfg, name, embed_dim)
     group = cfg.instance_group.add()
     group.count = settings.count(name)
     group.kind = (mc.ModelInstanceGroup.Kind.KIND_GPU if settings.device == "cuda"
@@ -170,11 +152,10 @@ def python_model_config(name: str, embed_dim: int, settings: RepositoryConfig,
     return cfg
 
 
-def _ensemble(name: str, inputs: list[tuple[str, int, list[int]]],
-              outputs: list[tuple[str, int, list[int]]],
+def _ensemble(name: str, embed_dim: int,
               steps: list[tuple[str, dict[str, str], dict[str, str]]]) -> mc.ModelConfig:
     cfg = mc.ModelConfig(name=name, platform="ensemble", max_batch_size=0)
-    _io(cfg, inputs, outputs)
+    _io(cfg, name, embed_dim)
     for model, input_map, output_map in steps:
         step = cfg.ensemble_scheduling.step.add()
         step.model_name = model
@@ -184,39 +165,53 @@ def _ensemble(name: str, inputs: list[tuple[str, int, list[int]]],
     return cfg
 
 
+def ensemble_steps() -> list[tuple[str, dict[str, str], dict[str, str]]]:
+    """The ``exatrkx`` ensemble's wiring: each stage model in order, its inputs taken from
+    the ensemble's input or an earlier stage's output (internal names in lower case), the
+    last output being the ensemble's output."""
+    ensemble = MODELS[ENSEMBLE_MODEL]
+    def internal(tensor: str) -> str:
+        return tensor if tensor in (*ensemble.inputs, *ensemble.outputs) else tensor.lower()
+
+    steps = []
+    for stage in STAGES:
+        spec = STAGE_MODELS[stage]
+        steps.append((spec.name, {t: internal(t) for t in spec.inputs},
+                      {t: internal(t) for t in spec.outputs}))
+    return steps
+
+
 def ensemble_config(embed_dim: int) -> mc.ModelConfig:
     """The ``exatrkx`` ensemble: the five stage models chained, FEATURES -> LABELS."""
-    io = stage_io(embed_dim)
-    return _ensemble(ENSEMBLE_MODEL, io[PIPELINE_MODEL][0], io[PIPELINE_MODEL][1], [
-        ("embed", {"FEATURES": "FEATURES"}, {"EMBEDDING": "embedding"}),
-        ("build", {"EMBEDDING": "embedding"}, {"EDGES": "edges"}),
-        ("filter", {"FEATURES": "FEATURES", "EDGES": "edges"}, {"EDGES_KEPT": "edges_kept"}),
-        ("gnn", {"FEATURES": "FEATURES", "EDGES_KEPT": "edges_kept"}, {"SCORES": "scores"}),
-        ("label", {"FEATURES": "FEATURES", "EDGES_KEPT": "edges_kept", "SCORES": "scores"},
-         {"LABELS": "LABELS"}),
-    ])
+    return _ensemble(ENSEMBLE_MODEL, embed_dim, ensemble_steps())
 
 
-def identity_ensemble_config(steps: int = 5) -> mc.ModelConfig:
+def identity_ensemble_config(steps: int = FLOOR_ENSEMBLE_STEPS) -> mc.ModelConfig:
     """``identity_ensemble5``: ``steps`` identity models chained, FEATURES -> OUTPUT."""
-    io = stage_io(8)[IDENTITY_MODEL]
+    identity = MODELS[IDENTITY_MODEL]
+    (src_name,), (dst_name,) = identity.inputs, identity.outputs
     chain = []
     for i in range(steps):
-        src = "FEATURES" if i == 0 else f"hop{i}"
-        dst = "OUTPUT" if i == steps - 1 else f"hop{i + 1}"
-        chain.append((IDENTITY_MODEL, {"FEATURES": src}, {"OUTPUT": dst}))
-    return _ensemble(IDENTITY_ENSEMBLE_MODEL, io[0], io[1], chain)
+        src = src_name if i == 0 else f"hop{i}"
+        dst = dst_name if i == steps - 1 else f"hop{i + 1}"
+        chain.append((IDENTITY_MODEL, {src_name: src}, {dst_name: dst}))
+    return _ensemble(IDENTITY_ENSEMBLE_MODEL, 0, chain)
 
 
 def libtorch_config(name: str, embed_dim: int, settings: RepositoryConfig) -> mc.ModelConfig:
     """A net as a ``pytorch_libtorch`` model (``INPUT__i`` / ``OUTPUT__0``, logits for the
     filter and the GNN: the cut and the sigmoid stay with the caller)."""
     cfg = mc.ModelConfig(name=name, platform="pytorch_libtorch", max_batch_size=0)
-    feat = ("INPUT__0", _FP32, [-1, 3])
-    if name == "embed":
-        _io(cfg, [feat], [("OUTPUT__0", _FP32, [-1, embed_dim])])
-    else:
-        _io(cfg, [feat, ("INPUT__1", _INT64, [2, -1])], [("OUTPUT__0", _FP32, [-1])])
+    spec = MODELS[name]
+    out_dims = TENSORS[spec.output].dims(embed_dim)
+    for i, tensor in enumerate(spec.inputs):
+        src = TENSORS[tensor]
+        inp = cfg.input.add()
+        inp.name, inp.data_type = f"INPUT__{i}", _TRITON_TYPES[src.dtype]
+        inp.dims.extend(src.dims(embed_dim))
+    out = cfg.output.add()
+    out.name, out.data_type = "OUTPUT__0", _TRITON_TYPES["FP32"]
+    out.dims.extend(out_dims if spec.stage == "embed" else [-1])
     group = cfg.instance_group.add()
     group.count = settings.count(name)
     group.kind = (mc.ModelInstanceGroup.Kind.KIND_GPU if settings.device == "cuda"
@@ -246,14 +241,15 @@ def _adapter_source(model: str) -> str:
             '__all__ = ["TritonPythonModel"]\n')
 
 
-def _write_model(repo: Path, cfg: mc.ModelConfig, files: Mapping[str, Path | str] = ()) -> Path:
+def _write_model(repo: Path, cfg: mc.ModelConfig,
+                 files: Mapping[str, Path | str] | None = None) -> Path:
     """``<repo>/<name>/config.pbtxt`` and ``1/``; ``files`` maps names in ``1/`` to sources
     (a Path is copied, a str is written as text)."""
     folder = repo / cfg.name
     version = folder / "1"
     version.mkdir(parents=True, exist_ok=True)
     (folder / "config.pbtxt").write_text(config_text(cfg))
-    for name, src in dict(files).items():
+    for name, src in dict(files or {}).items():
         if isinstance(src, Path):
             shutil.copyfile(src, version / name)
         else:
@@ -278,11 +274,9 @@ def _settings(config: RepositoryConfig | None, overrides: dict[str, Any]) -> Rep
 def export_nets(weights_dir: str | Path | None, out: Path) -> tuple[dict[str, Path],
                                                                      PipelineConfig]:
     """TorchScript files of the three nets (``<out>/<net>.ts``) and the pipeline settings."""
-    from exatrkx.models import export_torchscript, load_models
-
     nets, pipeline_config = load_models(weights_dir)
     paths = export_torchscript(nets, out)
-    return {name: Path(paths[name]) for name in NET_MODELS}, pipeline_config
+    return {name: Path(paths[name]) for name in NET_STAGES}, pipeline_config
 
 
 def write_repository(directory: str | Path, weights_dir: str | Path | None = None,
@@ -310,15 +304,17 @@ def write_repository(directory: str | Path, weights_dir: str | Path | None = Non
                       "device": cfg.device, "torch_threads": cfg.torch_threads,
                       "batched": False}
 
-    models: list[str] = [*STAGE_MODELS, PIPELINE_MODEL, IDENTITY_MODEL]
+    models: list[str] = [*(STAGE_MODELS[s].name for s in STAGES), PIPELINE_MODEL,
+                         IDENTITY_MODEL]
     for name in (*models, ENSEMBLE_MODEL, IDENTITY_ENSEMBLE_MODEL):
         shutil.rmtree(repo / name, ignore_errors=True)
     for name in models:
         files: dict[str, Path | str] = {"model.py": _adapter_source(name)}
-        if name in NET_MODELS:
-            files[f"{name}.ts"] = nets[name]
+        stage = MODELS[name].stage
+        if stage in NET_STAGES:
+            files[f"{stage}.ts"] = nets[stage]
         if name == PIPELINE_MODEL:
-            files.update({f"{net}.ts": nets[net] for net in NET_MODELS})
+            files.update({f"{net}.ts": nets[net] for net in NET_STAGES})
         batched = cfg.dynamic_batching and name in BATCHED_MODELS
         _write_model(repo, python_model_config(name, embed_dim, cfg,
                                                {**adapter_config, "batched": batched}), files)
@@ -353,9 +349,11 @@ def write_libtorch_variant(directory: str | Path, nets: Mapping[str, Path], embe
     """The three nets as ``pytorch_libtorch`` models (``<net>/1/model.pt``)."""
     cfg = config or RepositoryConfig()
     out = Path(directory).resolve()
-    for name in NET_MODELS:
+    for stage in NET_STAGES:
+        name = STAGE_MODELS[stage].name
         shutil.rmtree(out / name, ignore_errors=True)
-        _write_model(out, libtorch_config(name, embed_dim, cfg), {"model.pt": Path(nets[name])})
+        _write_model(out, libtorch_config(name, embed_dim, cfg),
+                     {"model.pt": Path(nets[stage])})
     return out
 
 
@@ -366,6 +364,5 @@ def repository_models(directory: str | Path) -> list[str]:
 
 def is_repository(directory: str | Path) -> bool:
     """True when ``directory`` holds every model this package serves."""
-    need = {*STAGE_MODELS, ENSEMBLE_MODEL, PIPELINE_MODEL, IDENTITY_MODEL,
-            IDENTITY_ENSEMBLE_MODEL}
+    need = set(MODELS)
     return need.issubset(repository_models(directory))

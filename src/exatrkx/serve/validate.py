@@ -20,21 +20,30 @@ from typing import Any
 import numpy as np
 import torch
 
+from exatrkx.contract import (
+    EDGES,
+    EMBED_DIM,
+    EMBEDDING,
+    FEATURES,
+    MODELS,
+    SCORES,
+    TENSORS,
+    TensorSpec,
+)
 from exatrkx.errors import InputError
 
-#: Inputs of each served model, in order: ``(name, dtype, shape)``; ``-1`` is any size,
-#: ``None`` a size that depends on the model's settings (the embedding width).
-MODEL_INPUTS: dict[str, tuple[tuple[str, torch.dtype, tuple[int | None, ...]], ...]] = {
-    "embed": (("FEATURES", torch.float32, (-1, 3)),),
-    "build": (("EMBEDDING", torch.float32, (-1, None)),),
-    "filter": (("FEATURES", torch.float32, (-1, 3)), ("EDGES", torch.int64, (2, -1))),
-    "gnn": (("FEATURES", torch.float32, (-1, 3)), ("EDGES_KEPT", torch.int64, (2, -1))),
-    "label": (("FEATURES", torch.float32, (-1, 3)), ("EDGES_KEPT", torch.int64, (2, -1)),
-              ("SCORES", torch.float32, (-1,))),
-    "exatrkx_pipeline": (("FEATURES", torch.float32, (-1, 3)),),
-}
+#: Models whose inputs are checked here (every model that runs our code).
+CHECKED_KINDS = ("stage", "pipeline")
+_TORCH_TYPES = {"FP32": torch.float32, "INT64": torch.int64}
+_TRITON_TYPES = {v: k for k, v in _TORCH_TYPES.items()}
 
-_TRITON_TYPES = {torch.float32: "FP32", torch.int64: "INT64"}
+
+def _shape(spec: TensorSpec, embed_dim: int | None) -> tuple[int | None, ...]:
+    return tuple(embed_dim if d == EMBED_DIM else d for d in spec.shape)
+
+
+def _dtype(tensor: str) -> torch.dtype:
+    return _TORCH_TYPES[TENSORS[tensor].dtype]
 
 
 def as_tensor(name: str, value: Any) -> torch.Tensor:
@@ -84,13 +93,13 @@ def _first_non_finite_row(tensor: torch.Tensor) -> int | None:
     return int(torch.nonzero(bad)[0, 0])
 
 
-def check_features(features: torch.Tensor, max_hits: int, name: str = "FEATURES") -> None:
+def check_features(features: torch.Tensor, max_hits: int, name: str = FEATURES) -> None:
     """Features of one event: f32 ``[N, 3]``, ``1 <= N <= max_hits``, all finite.
 
     Raises:
         InputError: empty, oversized, wrong dtype/shape or non-finite features.
     """
-    check_tensor(name, features, torch.float32, (-1, 3))
+    check_tensor(name, features, _dtype(FEATURES), TENSORS[FEATURES].shape)
     n = int(features.shape[0])
     if n == 0:
         raise InputError(f"{name} is empty (an event needs at least one hit)")
@@ -107,19 +116,19 @@ def check_embedding(embedding: torch.Tensor, max_hits: int, width: int | None = 
     Raises:
         InputError: oversized, wrong dtype/shape or non-finite embedding.
     """
-    check_tensor("EMBEDDING", embedding, torch.float32, (-1, width))
+    check_tensor(EMBEDDING, embedding, _dtype(EMBEDDING), _shape(TENSORS[EMBEDDING], width))
     n = int(embedding.shape[0])
     if n > max_hits:
-        raise InputError(f"EMBEDDING has {n} rows, more than this server's limit of "
+        raise InputError(f"{EMBEDDING} has {n} rows, more than this server's limit of "
                          f"{max_hits}")
     if int(embedding.shape[1]) == 0:
-        raise InputError("EMBEDDING has no columns")
+        raise InputError(f"{EMBEDDING} has no columns")
     row = _first_non_finite_row(embedding)
     if row is not None:
-        raise InputError(f"EMBEDDING has a non-finite (NaN or infinite) value in row {row}")
+        raise InputError(f"{EMBEDDING} has a non-finite (NaN or infinite) value in row {row}")
 
 
-def check_edges(edges: torch.Tensor, num_hits: int, name: str = "EDGES",
+def check_edges(edges: torch.Tensor, num_hits: int, name: str = EDGES,
                 max_neighbours: int | None = None) -> None:
     """Edges of one event: i64 ``[2, E]`` indexing hits ``0..num_hits-1``.
 
@@ -128,7 +137,7 @@ def check_edges(edges: torch.Tensor, num_hits: int, name: str = "EDGES",
     Raises:
         InputError: wrong dtype/shape, too many edges, an index out of range.
     """
-    check_tensor(name, edges, torch.int64, (2, -1))
+    check_tensor(name, edges, _dtype(EDGES), TENSORS[EDGES].shape)
     count = int(edges.shape[1])
     if max_neighbours is not None and count > num_hits * max_neighbours:
         raise InputError(f"{name} has {count} edges, more than {max_neighbours} per hit "
@@ -145,19 +154,20 @@ def check_scores(scores: torch.Tensor, num_edges: int) -> None:
     Raises:
         InputError: wrong dtype/shape, count not matching the edges, a NaN.
     """
-    check_tensor("SCORES", scores, torch.float32, (-1,))
+    check_tensor(SCORES, scores, _dtype(SCORES), TENSORS[SCORES].shape)
     if int(scores.shape[0]) != num_edges:
-        raise InputError(f"SCORES has {int(scores.shape[0])} values for {num_edges} edges")
+        raise InputError(f"{SCORES} has {int(scores.shape[0])} values for {num_edges} edges")
     if num_edges and bool(torch.isnan(scores).any()):
-        raise InputError("SCORES has a NaN value")
+        raise InputError(f"{SCORES} has a NaN value")
 
 
 def validate_inputs(model: str, tensors: Sequence[Any], max_hits: int,
                     max_neighbours: int | None = None, embed_dim: int | None = None) -> None:
-    """Check one request's inputs to ``model`` (tensors in :data:`MODEL_INPUTS` order).
+    """Check one request's inputs to ``model`` (tensors in the contract's order).
 
     Args:
-        model: a key of :data:`MODEL_INPUTS` (the ensemble's input is checked by ``embed``).
+        model: a model of :data:`exatrkx.contract.MODELS` that runs our code (the
+            ensemble's input is checked by its first step).
         tensors: the request's inputs (torch tensors or numpy arrays).
         max_hits: the server's limit on hits per event.
         max_neighbours: bound of edges per hit (None: no bound).
@@ -166,20 +176,21 @@ def validate_inputs(model: str, tensors: Sequence[Any], max_hits: int,
     Raises:
         InputError: the first problem found.
     """
-    spec = MODEL_INPUTS.get(model)
-    if spec is None:
+    spec = MODELS.get(model)
+    if spec is None or spec.kind not in CHECKED_KINDS:
         raise InputError(f"no input checks for model {model!r}")
-    if len(tensors) != len(spec):
-        raise InputError(f"{model} takes {len(spec)} inputs "
-                         f"({', '.join(s[0] for s in spec)}), got {len(tensors)}")
-    inputs = [as_tensor(name, value) for (name, _, _), value in zip(spec, tensors, strict=True)]
-    if model == "build":
+    names = spec.inputs
+    if len(tensors) != len(names):
+        raise InputError(f"{model} takes {len(names)} inputs "
+                         f"({', '.join(names)}), got {len(tensors)}")
+    inputs = [as_tensor(name, value) for name, value in zip(names, tensors, strict=True)]
+    if names[0] == EMBEDDING:
         check_embedding(inputs[0], max_hits, embed_dim)
         return
     features = inputs[0]
     check_features(features, max_hits)
     n = int(features.shape[0])
     if len(inputs) > 1:
-        check_edges(inputs[1], n, spec[1][0], max_neighbours)
+        check_edges(inputs[1], n, names[1], max_neighbours)
     if len(inputs) > 2:
         check_scores(inputs[2], int(inputs[1].shape[1]))

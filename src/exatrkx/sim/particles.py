@@ -83,9 +83,3 @@ class ParticleSet:
         return ParticleSet(self.particle_id, self.pdg, self.vertex + np.asarray(offset)[None, :],
                            self.mom, self.charge, self.mass, self.max_path, self.propagate,
                            self.parent_id)
-
-    def with_id_offset(self, offset: int) -> ParticleSet:
-        """The same particles with ``offset`` added to every id."""
-        parent = np.where(self.parent_id > 0, self.parent_id + offset, 0)
-        return ParticleSet(self.particle_id + offset, self.pdg, self.vertex, self.mom,
-                           self.charge, self.mass, self.max_path, self.propagate, parent)

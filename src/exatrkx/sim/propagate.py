@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from exatrkx.detector import KAPPA, Detector
+from exatrkx.constants import GEV_PER_TESLA_MM as KAPPA
+from exatrkx.sim.detector import Detector
 
 #: Transverse arc (mm) below which a crossing counts as the point the particle stands on.
 _TOL = 1e-6

@@ -15,6 +15,7 @@ make an event depend on which events the same instance generated before).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -85,14 +86,14 @@ class PythiaCache:
     def __init__(self) -> None:
         self._instances: dict[tuple[str, ...], object] = {}
 
-    def get(self, settings: tuple[str, ...]):
+    def get(self, settings: tuple[str, ...]) -> Any:
         """An initialised ``pythia8mc.Pythia`` for these settings (made on first use).
 
         Raises:
             RuntimeError: when Pythia rejects a setting or fails to initialise.
         """
         if settings not in self._instances:
-            import pythia8mc
+            import pythia8mc  # loads Pythia's data tables: only when events are generated
 
             pythia = pythia8mc.Pythia("", False)
             for line in (*_COMMON, *settings):
@@ -109,7 +110,7 @@ def pythia_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(1, MAX_PYTHIA_SEED + 1))
 
 
-def generate(pythia, seed: int, tries: int = 10) -> None:
+def generate(pythia: Any, seed: int, tries: int = 10) -> None:
     """Re-seed ``pythia`` and generate one event into ``pythia.event``.
 
     Raises:
@@ -122,7 +123,7 @@ def generate(pythia, seed: int, tries: int = 10) -> None:
     raise RuntimeError(f"Pythia failed to generate an event {tries} times (seed {seed})")
 
 
-def extract(event, interaction: int, min_pt: float, max_eta: float,
+def extract(event: Any, interaction: int, min_pt: float, max_eta: float,
             keep_ids: tuple[int, ...] = (HNL_ID,)) -> ParticleSet:
     """The particles of a Pythia event record that the detector can see, plus ``keep_ids``.
 

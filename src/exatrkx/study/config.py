@@ -5,19 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from exatrkx.contract import ALL_OPTIONS, WHOLE_EVENT_OPTIONS, Option, Protocol
 from exatrkx.errors import InputError
 
-#: Service options (see :mod:`exatrkx.client`).
-ALL_OPTIONS = (0, 1, 2, 3, 4, 5)
 #: Transport name -> (protocol, system shared memory).
-TRANSPORTS: dict[str, tuple[str, bool]] = {"grpc": ("grpc", False), "http": ("http", False),
-                                           "shm": ("grpc", True)}
+TRANSPORTS: dict[str, tuple[Protocol, bool]] = {"grpc": ("grpc", False),
+                                                "http": ("http", False),
+                                                "shm": ("grpc", True)}
 #: Options of the concurrency scan: local multithreaded option 0 against the one-request ones.
-SCAN_OPTIONS = (0, 4, 5)
+SCAN_OPTIONS: tuple[Option, ...] = (Option.IN_PROCESS, *WHOLE_EVENT_OPTIONS)
 #: Remote options timed in the model-instance and dynamic-batching scans.
-SERVER_SCAN_OPTIONS = (1, 3, 4, 5)
-#: Models perf_analyzer is run against.
-PERF_MODELS = ("exatrkx", "exatrkx_pipeline")
+SERVER_SCAN_OPTIONS: tuple[Option, ...] = (Option.NETS_REMOTE, Option.EVERY_STAGE_REMOTE,
+                                           *WHOLE_EVENT_OPTIONS)
+#: Options timed through the network-delay proxy (the most and the fewest round trips).
+NETWORK_OPTIONS: tuple[Option, ...] = (Option.EVERY_STAGE_REMOTE, *WHOLE_EVENT_OPTIONS)
+#: Options of the multi-server scan.
+SCALEOUT_OPTIONS: tuple[Option, ...] = WHOLE_EVENT_OPTIONS
 
 
 def parse_int_list(text: str, what: str, allowed: tuple[int, ...] | None = None,
@@ -112,7 +115,7 @@ class StudyConfig:
     out: Path = Path("study-out")
     events: Path | None = None
     n_events: int = 100
-    options: tuple[int, ...] = ALL_OPTIONS
+    options: tuple[Option, ...] = ALL_OPTIONS
     concurrency: tuple[int, ...] = (1, 2, 4, 8)
     protocols: tuple[str, ...] = ("grpc", "http", "shm")
     repeats: int = 3
@@ -149,7 +152,8 @@ class StudyConfig:
                 raise InputError(f"--{name}: empty list")
         bad = sorted(set(self.options) - set(ALL_OPTIONS))
         if bad:
-            raise InputError(f"--options: unknown option {bad[0]} (choose from 0-5)")
+            raise InputError(f"--options: unknown option {bad[0]} (choose from "
+                             f"{','.join(str(int(o)) for o in ALL_OPTIONS)})")
         if min(self.concurrency) < 1 or min(self.instances) < 1:
             raise InputError("concurrency levels and instance counts must be >= 1")
         unknown = sorted(set(self.protocols) - set(TRANSPORTS))
@@ -160,9 +164,9 @@ class StudyConfig:
             raise InputError("no such file, directory or event prefix", self.events)
 
     @property
-    def timed_options(self) -> tuple[int, ...]:
+    def timed_options(self) -> tuple[Option, ...]:
         """The options of the main run, option 0 (the labels' reference) first."""
-        return tuple(sorted({0, *self.options}))
+        return tuple(Option(o) for o in sorted({Option.IN_PROCESS, *self.options}))
 
     @property
     def embedded(self) -> bool:

@@ -55,6 +55,10 @@ class Need:
                 "local_cores": self.local_cores, "network_mbit_s": self.network_mbit_s}
 
 
+#: Planned fraction of a core (and of a server's measured throughput) in use.
+UTILISATION = 0.7
+
+
 def _cores(rate: float, cpu_ms: float, utilisation: float) -> int:
     if not math.isfinite(cpu_ms) or cpu_ms <= 0:
         return 0
@@ -62,7 +66,7 @@ def _cores(rate: float, cpu_ms: float, utilisation: float) -> int:
 
 
 def estimate(basis: Basis, rates: Sequence[float] = DEFAULT_RATES,
-             utilisation: float = 0.7) -> list[Need]:
+             utilisation: float = UTILISATION) -> list[Need]:
     """Servers and cores per event rate.
 
     Args:

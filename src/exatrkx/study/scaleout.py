@@ -1,5 +1,5 @@
-"""The multi-server scan: options 4 and 5 over 1..N Triton servers balanced by the client
-(:class:`exatrkx.balance.MultiServerRunner`), against one server with more model instances.
+"""The multi-server scan: the whole-event options over 1..N Triton servers balanced by the client
+(:class:`exatrkx.service.balance.MultiServerRunner`), against one server with more model instances.
 
 Every setting runs on freshly started servers (package launcher, free ports) that are
 stopped before the next setting starts; all servers of a setting share one repository.
@@ -8,7 +8,6 @@ stopped before the next setting starts; all servers of a setting share one repos
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from exatrkx.balance import MultiServerRunner
-
-#: Whole-event options of the scan.
-SCALEOUT_OPTIONS = (4, 5)
+from exatrkx.contract import Option
+from exatrkx.serve import ServerConfig, TritonServer, write_repository
+from exatrkx.service.balance import MultiServerRunner
+from exatrkx.study.config import SCALEOUT_OPTIONS
+from exatrkx.util.timing import TimedRun
 
 
 @dataclass
@@ -29,19 +29,16 @@ class ServersPoint:
 
     servers: int
     instances: int
-    option: int
+    option: Option
     concurrency: int
-    events: int = 0
-    wall_s: float = 0.0
-    latencies: list[float] = field(default_factory=list)
+    timed: TimedRun = field(default_factory=TimedRun)
     per_server: list[int] = field(default_factory=list)
     mismatched: int = 0
     retries: int = 0
 
     @property
-    def throughput(self) -> float:
-        """Events per second."""
-        return self.events / self.wall_s if self.wall_s > 0 else float("nan")
+    def events(self) -> int:
+        return self.timed.events
 
 
 def server_settings(servers: Sequence[int]) -> list[tuple[int, int]]:
@@ -55,8 +52,6 @@ def server_settings(servers: Sequence[int]) -> list[tuple[int, int]]:
 def started_servers(repo: Path, count: int) -> Iterator[list[str]]:
     """``count`` Triton servers on one repository, free ports; gRPC URLs. All are stopped on
     exit, including when a later one fails to start."""
-    from exatrkx.serve import ServerConfig, TritonServer
-
     config = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=300,
                           exit_timeout=2)
     with contextlib.ExitStack() as stack:
@@ -69,7 +64,7 @@ def started_servers(repo: Path, count: int) -> Iterator[list[str]]:
         yield urls
 
 
-def measure_servers(urls: Sequence[str], option: int, features: Sequence[np.ndarray],
+def measure_servers(urls: Sequence[str], option: Option, features: Sequence[np.ndarray],
                     reference: Sequence[np.ndarray] | None, concurrency: int, *,
                     passes: int = 1, warmup: int = 2, weights: Path | None = None,
                     policy: str = "least") -> ServersPoint:
@@ -84,12 +79,11 @@ def measure_servers(urls: Sequence[str], option: int, features: Sequence[np.ndar
         for _ in range(passes):
             t0 = time.perf_counter()
             results = runner.run_many(feats)
-            point.wall_s += time.perf_counter() - t0
-            for i, (labels, timing) in enumerate(results):
-                point.events += 1
-                point.latencies.append(timing.total_ms)
+            point.timed.wall_s += time.perf_counter() - t0
+            for i, result in enumerate(results):
+                point.timed.add(result.timing.total_ms)
                 if reference is not None:
-                    point.mismatched += int(not np.array_equal(labels, reference[i]))
+                    point.mismatched += int(not np.array_equal(result.labels, reference[i]))
         point.per_server = [n - before[u] for u, n in runner.served().items()]
         point.retries = runner.retries
     return point
@@ -98,12 +92,10 @@ def measure_servers(urls: Sequence[str], option: int, features: Sequence[np.ndar
 def run_servers_scan(weights: Path | None, scratch: Path, features: Sequence[np.ndarray],
                      reference: Sequence[np.ndarray] | None, servers: Sequence[int],
                      concurrency: Sequence[int], *,
-                     options: Sequence[int] = SCALEOUT_OPTIONS, threads: int = 1,
+                     options: Sequence[Option] = SCALEOUT_OPTIONS, threads: int = 1,
                      passes: int = 1, warmup: int = 2,
                      progress: Callable[[str], None] | None = None) -> list[ServersPoint]:
     """Every setting of :func:`server_settings` x option x concurrency."""
-    from exatrkx.serve import write_repository
-
     points = []
     repos: dict[int, Path] = {}
     for n_servers, instances in server_settings(servers):
@@ -119,27 +111,27 @@ def run_servers_scan(weights: Path | None, scratch: Path, features: Sequence[np.
                     point.instances = instances
                     points.append(point)
                     if progress is not None:
-                        progress(f"servers: {n_servers} x {instances} instance(s) S{option} "
-                                 f"c{conc}: {point.throughput:.1f} events/s")
+                        progress(f"servers: {n_servers} x {instances} instance(s) "
+                                 f"S{int(option)} c{conc}: "
+                                 f"{point.timed.throughput_eps:.1f} events/s")
     return points
 
 
 def servers_rows(points: Sequence[ServersPoint]) -> list[dict[str, Any]]:
     """Table rows; ``speedup``: against one server with one instance, same option and
     concurrency (NaN without that point)."""
-    base = {(p.option, p.concurrency): p.throughput for p in points
+    base = {(p.option, p.concurrency): p.timed.throughput_eps for p in points
             if (p.servers, p.instances) == (1, 1)}
     rows = []
     for p in points:
-        lat = p.latencies
-        rows.append({"servers": p.servers, "instances": p.instances, "option": p.option,
-                     "concurrency": p.concurrency, "throughput_eps": p.throughput,
-                     "latency_mean_ms": statistics.fmean(lat) if lat else float("nan"),
-                     "latency_p50_ms": float(np.percentile(lat, 50)) if lat else float("nan"),
-                     "latency_p95_ms": float(np.percentile(lat, 95)) if lat else float("nan"),
-                     "speedup": p.throughput / base.get((p.option, p.concurrency),
-                                                        float("nan")),
-                     "per_server": list(p.per_server), "events": p.events,
+        stats = p.timed.summary()
+        rows.append({"servers": p.servers, "instances": p.instances, "option": int(p.option),
+                     "concurrency": p.concurrency,
+                     **{k: stats[k] for k in ("throughput_eps", "latency_mean_ms",
+                                              "latency_p50_ms", "latency_p95_ms", "events")},
+                     "speedup": p.timed.throughput_eps / base.get((p.option, p.concurrency),
+                                                                  float("nan")),
+                     "per_server": list(p.per_server),
                      "retries": p.retries, "identical_labels": p.mismatched == 0})
     return rows
 
@@ -171,10 +163,11 @@ def servers_verdict(rows: Sequence[dict[str, Any]], cores: int) -> str:
 def servers_section(rows: Sequence[dict[str, Any]], cores: int,
                     fmt: Callable[[Any], str]) -> list[str]:
     """The report's Markdown section for :func:`servers_rows`."""
+    options = ", ".join(str(o) for o in sorted({r["option"] for r in rows}))
     md = ["## Scale-out over servers", "",
-          "Options 4 and 5 over 1..N freshly started servers (one instance per model each, "
+          f"Options {options} over 1..N freshly started servers (one instance per model each, "
           "package launcher, free ports), balanced by the client "
-          "(`exatrkx.balance.MultiServerRunner`, least outstanding events), against one "
+          "(`exatrkx.service.balance.MultiServerRunner`, least outstanding events), against one "
           "server with as many instances; gRPC, one pass per point. *speed-up*: against one "
           "server with one instance, same option and events in flight.", ""]
     header = ["servers", "instances", "option", "in flight", "events/s", "speed-up",
@@ -189,6 +182,6 @@ def servers_section(rows: Sequence[dict[str, Any]], cores: int,
     return [*md, *lines, "", servers_verdict(rows, cores), ""]
 
 
-__all__ = ["SCALEOUT_OPTIONS", "ServersPoint", "measure_servers", "run_servers_scan",
+__all__ = ["ServersPoint", "measure_servers", "run_servers_scan",
            "server_settings", "servers_rows", "servers_section", "servers_verdict",
            "started_servers"]

@@ -1,0 +1,63 @@
+"""``exatrkx reconstruct``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from exatrkx.cli.app import app, user_errors
+from exatrkx.errors import InputError
+
+
+@app.command()
+@user_errors
+def reconstruct(
+    events: Annotated[Path, typer.Option(help="Events: a directory, a file or a TrackML "
+                                              "prefix (TrackML, ACTS spacepoints or "
+                                              "3-column feature CSVs).")],
+    option: Annotated[int, typer.Option(help="Service option 0-5 (0: in process).")] = 0,
+    url: Annotated[str | None, typer.Option(help="Triton HOST:PORT (options 1-5).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write <event>-tracks.csv here.")] = None,
+    evaluate: Annotated[bool, typer.Option(help="Print physics metrics (needs truth).")]
+    = False,
+    plots: Annotated[Path | None, typer.Option(help="Write efficiency plots here "
+                                                    "(implies --evaluate).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object only, "
+                                                          "as the last line.")] = False,
+    weights: Annotated[Path | None, typer.Option(help="Weights folder or shipped set name "
+                                                      "(default: the shipped weights).")]
+    = None,
+    device: Annotated[str, typer.Option(help="Torch device of the local stages.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="Torch threads.")] = 1,
+    resume: Annotated[bool, typer.Option(help="Skip events whose tracks file exists in "
+                                              "--out (after an interrupted run).")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds before a request to the server "
+                                                "times out (options 1-5).")] = 60.0,
+    retries: Annotated[int, typer.Option(help="Resends of a request that failed for a "
+                                              "reason that may pass (options 1-5).")] = 2,
+) -> None:
+    """Find tracks in events; optionally write them and evaluate against truth.
+
+    Options 1-5 send the key of $EXATRKX_API_KEY with every request. Exit code 2: an event
+    was bad input; 3: the server was unavailable, refused or failed (see README).
+    """
+    from exatrkx.service.reconstruct import reconstruct_events
+    from exatrkx.util.jsonsafe import dumps
+
+    if timeout <= 0:
+        raise InputError(f"--timeout must be positive, got {timeout}")
+    if retries < 0:
+        raise InputError(f"--retries must be >= 0, got {retries}")
+    report = reconstruct_events(events, option, url=url, out=out, evaluate=evaluate,
+                                plots=plots, weights_dir=weights, device=device,
+                                num_threads=threads,
+                                on_line=None if json_out else typer.echo, resume=resume,
+                                timeout_s=timeout, retries=retries)
+    for message in report.errors:
+        typer.echo(f"error: {message}", err=True)
+    if json_out:
+        typer.echo(dumps(report.summary))
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)

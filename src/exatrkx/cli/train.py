@@ -1,0 +1,44 @@
+"""``exatrkx train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from exatrkx.cli.app import app, user_errors
+from exatrkx.errors import InputError
+
+
+@app.command()
+@user_errors
+def train(
+    out: Annotated[Path, typer.Option(help="Output weights folder.")] = Path("weights"),
+    data: Annotated[Path | None, typer.Option(help="TrackML events with truth to train on "
+                                                    "(default: simulate HNL events).")] = None,
+    quick: Annotated[bool, typer.Option(help="A smoke model in about a minute.")] = False,
+    events: Annotated[int | None, typer.Option(help="Training events to simulate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Simulation seed of the training events.")]
+    = None,
+    pileup: Annotated[float | None, typer.Option(help="Mean pileup of training events.")]
+    = None,
+    gnn_epochs: Annotated[int | None, typer.Option(help="Passes of the GNN training.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch threads (1 is faster on a busy "
+                                                     "machine).")] = None,
+    edge_pt: Annotated[float | None, typer.Option(
+        help="pT (GeV) below which the filter and GNN learn a particle's edges as false "
+             "(0 = all true).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress.")] = True,
+) -> None:
+    """Train the embedding, filter and GNN nets and choose radius and cuts."""
+    from exatrkx.train import run_train
+
+    if events is not None and events < 1:
+        raise InputError(f"--events must be positive, got {events}")
+    if edge_pt is not None and not edge_pt >= 0:
+        raise InputError(f"--edge-pt must be >= 0, got {edge_pt}")
+    run_train(out, data=data, quick=quick, progress=progress,
+              overrides={"train_events": events, "seed": seed, "pileup": pileup,
+                         "gnn_epochs": gnn_epochs, "threads": threads,
+                         "edge_pt": edge_pt})

@@ -1,0 +1,19 @@
+"""The five pipeline stages, one a module.
+
+Contract (every stage takes and returns torch tensors, on CPU or GPU):
+
+========  ==============================================  ===============================
+stage     call                                             shapes
+========  ==============================================  ===============================
+embed     ``embed(model, features)``                       [N, 3] f32 -> [N, D] f32
+build     ``build_edges(embedding, radius, k, backend)``   [N, D] f32 -> [2, E] i64
+filter    ``filter_edges(model, features, edges, cut)``    -> kept [2, E'] i64, scores [E]
+gnn       ``classify_edges(model, features, edges)``       -> scores [E'] f32 in [0, 1]
+label     ``label_event(features, edges, scores, cut)``    -> labels [N] i64, -1 = no track
+========  ==============================================  ===============================
+
+The label stage ends with the track selection of :mod:`exatrkx.core.stages.select` (minimum
+fitted pT).
+
+Edges are canonical: ``edges[0] > edges[1]``, no self loops, no duplicates, sorted.
+"""

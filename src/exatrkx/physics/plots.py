@@ -1,0 +1,60 @@
+"""Plots of the track efficiency vs pT, eta and production radius (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_AXES = {
+    "pt": ("particle $p_T$ [GeV]", "efficiency_vs_pt.png", True),
+    "eta": (r"particle $\eta$", "efficiency_vs_eta.png", False),
+    "radius": ("production radius [mm]", "efficiency_vs_radius.png", True),
+}
+
+
+def plot_efficiency(summary: Mapping[str, Any], outdir: str | Path) -> list[Path]:
+    """Write ``efficiency_vs_{pt,eta,radius}.png`` from ``summary["binned"]``.
+
+    Args:
+        summary: output of :func:`exatrkx.physics.metrics.summarize`.
+        outdir: created if missing.
+
+    Returns:
+        The paths written.
+    """
+    import matplotlib  # a heavy import: only when plots are drawn
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for key, (label, filename, log) in _AXES.items():
+        binned = summary["binned"][key]
+        edges = np.asarray(binned["edges"], dtype=float)
+        eff = np.array([np.nan if v is None else v for v in binned["efficiency"]], dtype=float)
+        total = np.asarray(binned["total"], dtype=float)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err = np.sqrt(np.clip(eff * (1 - eff), 0, None) / total)
+        fig = Figure(figsize=(5.5, 4.0))
+        ax = fig.subplots()
+        ax.errorbar(centres, eff, yerr=err, xerr=0.5 * (edges[1:] - edges[:-1]), fmt="o",
+                    ms=4, capsize=0)
+        ax.set_xlabel(label)
+        ax.set_ylabel("track efficiency (double majority)")
+        ax.set_ylim(0, 1.05)
+        if log and edges[0] >= 0:
+            ax.set_xscale("symlog", linthresh=max(edges[1], 1e-3))
+        ax.set_xlim(edges[0], edges[-1])
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{summary.get('events', '?')} events")
+        fig.tight_layout()
+        path = out / filename
+        fig.savefig(path, dpi=110)
+        paths.append(path)
+    return paths

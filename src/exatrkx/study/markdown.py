@@ -1,0 +1,278 @@
+"""The study's text: ``report.md`` and the plain-text summary printed by ``exatrkx study``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from exatrkx.contract import STAGES
+from exatrkx.study.analysis import (
+    MODEL_OPTION,
+    OPTION_TEXT,
+    OVERHEAD,
+    OVERHEAD_TEXT,
+    WHOLE_EVENT_MODELS,
+)
+from exatrkx.study.network import network_section
+from exatrkx.study.results import StudyResult
+from exatrkx.study.scaleout import servers_section
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_f(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def summary_text(summary: Mapping[str, Any]) -> str:
+    """The plain-text summary table printed to stdout."""
+    lines = [f"ExaTrkX as a Service study: {summary['events']} events "
+             f"({summary['mean_hits']:.0f} hits on average), transport {summary['transport']}, "
+             f"{summary['repeats']} repeat(s), {summary['weights']}", ""]
+    head = (f"{'option':<28}{'mean ms':>9}{'median':>9}{'p95':>9}{'offload':>9}"
+            f"{'floor eq.':>10}  labels")
+    lines += [head, "-" * len(head)]
+    for opt, o in summary["options"].items():
+        lines.append(f"{'S' + opt + ' ' + o['description']:<28}{_f(o['ms_per_event']):>9}"
+                     f"{_f(o['latency_p50_ms']):>9}{_f(o['latency_p95_ms']):>9}{_f(o['offload_ms']):>9}"
+                     f"{_f(o['floor_equivalent_ms']):>10}  "
+                     f"{'same' if o['identical_labels'] else 'DIFFERENT'}")
+    fl = summary["floor"]
+    lines += [f"{'floor: identity, 1 hop':<28}{_f(fl['hop_ms']):>9}",
+              f"{'floor: identity x5 ensemble':<28}{_f(fl['ensemble5_ms']):>9}", ""]
+    if len(summary["transports"]) > 1:
+        lines.append("mean ms per event by transport: " + ", ".join(summary["transports"]))
+        for opt, o in summary["options"].items():
+            lines.append(f"  S{opt}: " + "  ".join(
+                f"{t} {_f(v['ms_per_event'])}" for t, v in o["transports"].items()))
+        lines.append("")
+    if summary["concurrency"]:
+        levels = sorted({int(c) for v in summary["concurrency"].values() for c in v})
+        lines.append("throughput (events/s) by events in flight: "
+                     + " ".join(f"{c:>7}" for c in levels))
+        for opt, rows in summary["concurrency"].items():
+            lines.append(f"  S{opt} {OPTION_TEXT[opt]:<30}" + " ".join(
+                f"{_f(rows[str(c)]['throughput_eps'], 1) if str(c) in rows else '':>7}"
+                for c in levels))
+        lines.append("")
+    perf = summary["perf_analyzer"]
+    if perf["rows"]:
+        lines.append("perf_analyzer (events/s, p95 ms): " + "; ".join(
+            f"{r['model']} c{r['concurrency']} {_f(r['throughput_infer_per_s'], 1)}/"
+            f"{_f(r['latency_p95_ms'], 1)}" for r in perf["rows"]))
+    elif not perf["available"]:
+        lines.append(perf["reason"])
+    lines.append(f"identical labels across options: "
+                 f"{'yes' if summary['identical_labels'] else 'NO'}; "
+                 f"wall time {summary['wall_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def report_markdown(result: StudyResult, summary: Mapping[str, Any],
+                    plots: Mapping[str, str]) -> str:
+    """The Markdown report."""
+    cfg = result.config
+    opts = summary["options"]
+    head = summary["transport"]
+    md = ["# ExaTrkX as a Service: timing study", ""]
+    md += [f"- events: {summary['events']} from {summary['events_source']} "
+           f"({summary['mean_hits']:.0f} hits on average, min {min(result.event_hits)}, "
+           f"max {max(result.event_hits)})",
+           f"- weights: {summary['weights']}",
+           f"- server: {summary['server']}, Triton from the nvidia-pytriton wheel, models on "
+           f"{summary['device']}",
+           f"- machine: {summary['machine_cores']} cores, shared by client, server and other "
+           "users: figures are noisy",
+           f"- torch intra-op threads: {cfg.threads} in the client and in every backend stub",
+           f"- main run: {cfg.repeats} pass(es) over the events per option and transport, "
+           f"after {cfg.warmup} warm-up event(s); the order of the options rotates between "
+           "passes; headline transport: " + head,
+           f"- wall time of the study: {summary['wall_s']:.0f} s"
+           + (" (`--quick`: fewer events, repeats and scan points)" if cfg.quick else ""),
+           ""]
+    md += ["## Service options", "",
+           "Per event, client side, over every event of every pass (ms). *offload* = mean "
+           "minus option 0's mean; *floor eq.* = what Triton's own floor would cost for the "
+           "same requests (the option's requests per event x one identity hop; option 4: one "
+           "identity 5-step ensemble), same payload and transport, same run.", ""]
+    md += _table(["option", "", "mean", "median", "p95", "offload", "floor eq.",
+                  "requests/event", "identical labels"],
+                 [[f"S{o}", v["description"], v["ms_per_event"], v["latency_p50_ms"],
+                   v["latency_p95_ms"],
+                   v["offload_ms"], v["floor_equivalent_ms"], v["requests_per_event"],
+                   v["identical_labels"] if v["mismatched_events"] == 0
+                   else f"no ({v['mismatched_events']} events)"] for o, v in opts.items()])
+    md += [f"Triton's floor ({head}): identity model {_f(summary['floor']['hop_ms'])} ms, "
+           f"identity 5-step ensemble {_f(summary['floor']['ensemble5_ms'])} ms per event.",
+           f"Labels are compared with option 0's per event, on every transport and pass: "
+           f"**{'identical' if summary['identical_labels'] else 'NOT identical'}**.", ""]
+    md += [f"![stages]({plots['stages']})", ""]
+    md += ["### Per-stage split, client side (ms per event)", ""]
+    keys = [*STAGES, *WHOLE_EVENT_MODELS]
+    md += _table(["option", *keys],
+                 [[f"S{o}", *(v["stages_ms"].get(k) for k in keys)] for o, v in opts.items()])
+    md += ["### Server side (Triton statistics, ms per request)", "",
+           "Option 4's row per stage is the ensemble's composing models; option 5 runs every "
+           "stage inside one model, so Triton sees only the whole.", ""]
+    rows = []
+    for o, v in opts.items():
+        for model, s in v["server_ms"].items():
+            rows.append([f"S{o}", model, s["requests_per_event"], s["request_ms"],
+                         s["queue_ms"], s["compute_input_ms"], s["compute_infer_ms"],
+                         s["compute_output_ms"]])
+    md += _table(["option", "model", "requests/event", "request", "queue", "compute input",
+                  "compute infer", "compute output"], rows)
+    md += ["### Overhead decomposition (ms per event)", "",
+           "As in the original study: data preparation, transfer, compute. The parts add up "
+           "to the mean: *client compute* = the event's time outside requests (local stages "
+           "and glue); *transfer* = time in requests minus Triton's request time "
+           "(serialisation, the transport, gRPC/HTTP handling); Triton's request time = "
+           "*queue* + *data in/out* (compute input/output: copies into and out of the "
+           "Python-backend stub, plus ensemble hand-offs) + *compute* (compute infer).", ""]
+    md += _table(["option", *(OVERHEAD_TEXT[c] for c in OVERHEAD), "offload", "floor eq."],
+                 [[f"S{o}", *(v["overhead_ms"][c] for c in OVERHEAD), v["offload_ms"],
+                   v["floor_equivalent_ms"]] for o, v in opts.items()])
+    md += ["## Transports", "",
+           "Same events and options over gRPC, HTTP and gRPC with Triton system shared "
+           "memory (tensors in shared-memory regions, the client on the server's host); "
+           "mean / p95 ms per event.", ""]
+    transports = summary["transports"]
+    md += _table(["option", *transports],
+                 [[f"S{o}", *(f"{_f(v['transports'][t]['ms_per_event'])} / "
+                              f"{_f(v['transports'][t]['latency_p95_ms'])}" for t in transports)]
+                  for o, v in opts.items()]
+                 + [["floor 1 hop", *(summary["floor"]["transports"][t]["hop_ms"]
+                                      for t in transports)],
+                    ["floor x5 ensemble", *(summary["floor"]["transports"][t]["ensemble5_ms"]
+                                            for t in transports)]])
+    md += [f"![transports]({plots['transports']})", "",
+           f"![latency]({plots['latency']})", ""]
+    md += ["## Concurrency", "",
+           f"Events in flight at once ({head}): option 0 runs a thread pool of in-process "
+           "pipelines (one per thread, torch ops release the GIL; torch intra-op threads "
+           f"{cfg.threads}, so N threads use up to N cores); the remote options keep N "
+           f"requests in flight, one connection each. {cfg.repeats} pass(es) per point. "
+           "CPU per event comes from /proc (10 ms ticks, so coarse for short runs); server "
+           "CPU is the Triton process group (server and backend stubs).", ""]
+    crow = []
+    for o, levels in summary["concurrency"].items():
+        for c in sorted(levels, key=int):
+            r = levels[c]
+            crow.append([f"S{o}", int(c), r["throughput_eps"], r["latency_mean_ms"],
+                         r["latency_p50_ms"], r["latency_p95_ms"],
+                         r["client_cpu_ms_per_event"], r["server_cpu_ms_per_event"]])
+    md += _table(["option", "in flight", "events/s", "mean ms", "p50 ms", "p95 ms",
+                  "client CPU ms/event", "server CPU ms/event"], crow)
+    md += [f"![concurrency]({plots['concurrency']})", ""]
+    batched = summary["batched_models"]
+    md += ["## Model instances and dynamic batching", "",
+           "Each setting is a freshly started server; every model gets the same instance "
+           "count (each Python-backend instance is its own stub process). With batching on, "
+           "the repository gives Triton's dynamic batcher to "
+           + (", ".join(f"**{m}**" for m in batched) if batched else "no model")
+           + "; the other models see one event per execution. One pass per point.", ""]
+    md += _table(["option", "instances", "dynamic batching", "in flight", "events/s",
+                  "p50 ms", "p95 ms", "server CPU ms/event", "identical labels"],
+                 [[f"S{r['option']}", r["instances"], r["dynamic_batching"], r["concurrency"],
+                   r["throughput_eps"], r["latency_p50_ms"], r["latency_p95_ms"],
+                   r["server_cpu_ms_per_event"], r["identical_labels"]]
+                  for r in summary["server_scan"]])
+    if not cfg.batching_scan or len(cfg.instances) < 2:
+        md += ["Scans limited by the settings of this run"
+               + (" (`--quick`)." if cfg.quick else "."), ""]
+    md += [f"![server scan]({plots['server_scan']})", ""]
+    md += _perf_section(summary)
+    md += _resource_section(summary)
+    if summary["network"]:
+        md += network_section(summary["network"], _f)
+    if summary.get("servers"):
+        md += servers_section(summary["servers"], summary["machine_cores"], _f)
+    md += _prometheus_section(summary)
+    if summary["notes"]:
+        md += ["## Notes", "", *(f"- {n}" for n in summary["notes"]), ""]
+    md += ["## Files", "", "- `timings.csv`: every timed event (phase, option, transport, "
+           "concurrency, instances, dynamic_batching, repeat, event, hits, ms, per-stage ms, "
+           "ms in requests, requests)",
+           *(f"- `{p}`" for p in plots.values()), ""]
+    return "\n".join(md)
+
+
+def _perf_section(summary: Mapping[str, Any]) -> list[str]:
+    perf = summary["perf_analyzer"]
+    md = ["## perf_analyzer", ""]
+    if not perf["available"]:
+        return [*md, f"Not run: {perf['reason']}.", ""]
+    md += ["Triton's own load tool against the same server, with the same events as JSON "
+           "input data (gRPC, short time windows, loose stability: a rough check of our "
+           "figures, not a second measurement campaign). perf_analyzer itself runs on the "
+           "same cores as the server, so on a small machine it lowers what it measures. "
+           "Ours: the concurrency scan.", ""]
+    ours = summary["concurrency"]
+    rows = []
+    for r in perf["rows"]:
+        opt = MODEL_OPTION[r["model"]]
+        mine = ours.get(opt, {}).get(str(r["concurrency"]))
+        rows.append([r["model"], r["concurrency"], r["throughput_infer_per_s"],
+                     r["latency_p50_ms"], r["latency_p95_ms"], r.get("server_queue_ms"),
+                     r.get("server_compute_infer_ms"),
+                     mine["throughput_eps"] if mine else None,
+                     mine["latency_p50_ms"] if mine else None,
+                     mine["latency_p95_ms"] if mine else None])
+    md += _table(["model", "in flight", "PA events/s", "PA p50", "PA p95", "PA queue",
+                  "PA infer", "ours events/s", "ours p50", "ours p95"], rows)
+    md += [f"- {m} failed: {e}" for m, e in perf["errors"].items()]
+    return [*md, ""]
+
+
+def _prometheus_section(summary: Mapping[str, Any]) -> list[str]:
+    prom = summary.get("prometheus") or {}
+    if not prom.get("models"):
+        return []
+    md = ["## Server-side utilisation (Prometheus)", "",
+          f"Triton's metrics endpoint read before and after the main run and the concurrency "
+          f"scan ({_f(prom['wall_s'], 0)} s): per-model averages of the counter increases "
+          "(µs per request; queue per execution is what the cluster autoscaler watches; busy = "
+          "compute time over the window, summed over instances).", ""]
+    rows = [[m, u["requests"], u["executions"], u["queue_us_per_exec"], u["request_us"],
+             u["queue_us"], u["compute_input_us"], u["compute_infer_us"],
+             u["compute_output_us"], u["busy_fraction"]]
+            for m, u in sorted(prom["models"].items())]
+    md += _table(["model", "requests", "executions", "queue/exec", "request", "queue",
+                  "compute input", "compute infer", "compute output", "busy"], rows)
+    for name, g in sorted(prom.get("gauges", {}).items()):
+        md.append(f"- {name}: mean {_f(g['mean'], 3)}, max {_f(g['max'], 3)} "
+                  f"({g['samples']} samples, 1 s apart)")
+    return [*md, ""]
+
+
+def _resource_section(summary: Mapping[str, Any]) -> list[str]:
+    res = summary["resources"]
+    md = ["## Resource estimate", ""]
+    basis = res["basis"]
+    if basis is None:
+        return [*md, "No whole-event remote option was timed; no estimate.", ""]
+    md += [f"Basis: {basis['label']}: {_f(basis['throughput_eps'], 1)} events/s per server "
+           f"on this {basis['machine_cores']}-core machine, "
+           f"{_f(basis['server_cpu_ms'], 1)} ms server CPU and "
+           f"{_f(basis['client_cpu_ms'], 1)} ms client CPU per event; in-process option 0: "
+           f"{_f(basis['local_throughput_eps'], 1)} events/s, "
+           f"{_f(basis['local_cpu_ms'], 1)} ms CPU per event. Planned utilisation "
+           f"{res['utilisation']:.0%}.", ""]
+    md += _table(["event rate", "servers like this one", "server cores", "client cores",
+                  "cores if in process (S0)", "network Mbit/s"],
+                 [[f"{n['rate_hz']:g} Hz", n["servers"], n["server_cores"],
+                   n["client_cores"], n["local_cores"], n["network_mbit_s"]]
+                  for n in res["table"]])
+    md += ["Assumptions:", "", *(f"- {a}" for a in res["assumptions"]), ""]
+    return md

@@ -1,0 +1,52 @@
+"""The servers the study times: the embedded one (started and stopped here) or a given one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from exatrkx.contract import DEFAULT_PORTS
+from exatrkx.errors import ServerUnavailable
+from exatrkx.serve import RepositoryConfig, ServerConfig, TritonServer, write_repository
+from exatrkx.service.transport import ClientConfig, probe_ready
+from exatrkx.study.config import StudyConfig
+from exatrkx.study.results import Endpoint
+
+
+@contextlib.contextmanager
+def embedded_server(weights: Path | None, scratch: Path, instances: int, batching: bool,
+                    threads: int) -> Iterator[Endpoint]:
+    """Write a repository and run Triton on free ports; stopped (stubs included) on exit."""
+    settings = RepositoryConfig(instances=instances, dynamic_batching=batching,
+                                torch_threads=threads, libtorch_variant=False)
+    repo = write_repository(scratch / f"models-{instances}-{int(batching)}", weights, settings)
+    # control APIs open: perf_analyzer cannot send the key over gRPC (loopback server)
+    config = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=300,
+                          exit_timeout=2, restricted=())
+    with TritonServer(repo, config) as server:
+        yield Endpoint(server.grpc_url, server.http_url, server.pid, instances, batching,
+                       server.metrics_url, settings.device)
+
+
+def external_endpoint(cfg: StudyConfig) -> Endpoint:
+    """The server given by ``cfg.url`` (and ``cfg.http_url``).
+
+    Raises:
+        ServerUnavailable: it does not answer ready over gRPC.
+    """
+    grpc_url = ClientConfig(url=cfg.url).address
+    http_url = (ClientConfig(url=cfg.http_url, protocol="http").address if cfg.http_url
+                else f"{grpc_url.rsplit(':', 1)[0]}:{DEFAULT_PORTS['http']}")
+    if not probe_ready(grpc_url, "grpc"):
+        raise ServerUnavailable(f"no ready Triton server at {grpc_url} (gRPC)")
+    return Endpoint(grpc_url, http_url)
+
+
+def machine_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

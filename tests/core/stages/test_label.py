@@ -1,0 +1,84 @@
+"""Connected-components labelling on hand-made graphs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from exatrkx.core.stages.label import label_event, label_hits
+
+
+def test_hand_made_graph() -> None:
+    # components {1, 4, 6} and {2, 3}; edge 5-0 is cut; hits 0, 5, 7 are unassigned
+    edges = torch.tensor([[4, 6, 3, 5, 7], [1, 4, 2, 0, 2]])
+    scores = torch.tensor([0.9, 0.8, 0.95, 0.1, 0.5])
+    labels = label_hits(8, edges, scores, 0.5)
+    assert labels.tolist() == [-1, 0, 1, 1, 0, -1, 0, -1]
+    assert labels.dtype == torch.int64
+
+
+def test_numbering_follows_smallest_hit() -> None:
+    edges = torch.tensor([[9, 3, 8], [7, 0, 5]])
+    labels = label_hits(10, edges, torch.ones(3), 0.5)
+    assert labels.tolist() == [0, -1, -1, 0, -1, 1, -1, 2, 1, 2]
+
+
+def test_no_edges() -> None:
+    labels = label_hits(4, torch.zeros((2, 0), dtype=torch.int64), torch.zeros(0), 0.5)
+    assert labels.tolist() == [-1, -1, -1, -1]
+    assert label_hits(0, torch.zeros((2, 0), dtype=torch.int64), torch.zeros(0), 0.5).shape == (0,)
+
+
+def test_cut_is_strict() -> None:
+    labels = label_hits(2, torch.tensor([[1], [0]]), torch.tensor([0.5]), 0.5)
+    assert labels.tolist() == [-1, -1]
+
+
+def _two_tracks() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two 4-hit tracks going out at phi = 0 and phi = 0.1 pi, with skip-one edges, and a
+    weak wrong edge from hit 1 (track A) to hit 6 (track B)."""
+    r = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    a = torch.stack([r, torch.zeros(4), r * 0.5], dim=1)
+    b = torch.stack([r, torch.full((4,), 0.1), r * 0.5], dim=1)
+    features = torch.cat([a, b])
+    pairs = [(1, 0), (2, 1), (3, 2), (2, 0), (5, 4), (6, 5), (7, 6), (6, 4), (6, 1)]
+    edges = torch.tensor(pairs, dtype=torch.int64).t()
+    scores = torch.tensor([0.99, 0.98, 0.97, 0.9, 0.99, 0.98, 0.97, 0.9, 0.8])
+    return features, edges, scores
+
+
+def test_components_merge_two_tracks_through_one_wrong_edge() -> None:
+    features, edges, scores = _two_tracks()
+    labels = label_event(features, edges, scores, 0.5, "components")
+    assert labels.tolist() == [0] * 8
+
+
+@pytest.mark.parametrize("method", ["best_outer", "best_inner"])
+def test_best_edges_cut_the_wrong_edge_and_keep_each_chain(method: str) -> None:
+    features, edges, scores = _two_tracks()
+    labels = label_event(features, edges, scores, 0.5, method)
+    assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    # written the other way round, the edges give the same tracks
+    flipped = label_event(features, edges.flip(0), scores, 0.5, method)
+    assert flipped.tolist() == labels.tolist()
+
+
+def test_best_outer_keeps_tracks_apart_that_start_together() -> None:
+    """Each track's first hit (0, 4) also links to the other track's second hit, scoring a
+    little below its own continuation: plain components merge the two tracks."""
+    features, edges, scores = _two_tracks()
+    extra = torch.tensor([[5, 1], [0, 4]])  # 0 -> 5 and 4 -> 1, scoring below the truth
+    edges = torch.cat([edges, extra], dim=1)
+    scores = torch.cat([scores, torch.tensor([0.95, 0.95])])
+    assert label_event(features, edges, scores, 0.5, "components").tolist() == [0] * 8
+    out = label_event(features, edges, scores, 0.5, "best_outer")
+    assert out.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_label_event_applies_the_cut_and_rejects_unknown_methods() -> None:
+    features, edges, scores = _two_tracks()
+    low = scores.clone()
+    low[2] = 0.1  # the link 3-2 falls below the cut: hit 3 is left alone
+    assert label_event(features, edges, low, 0.5).tolist() == [0, 0, 0, -1, 1, 1, 1, 1]
+    with pytest.raises(ValueError, match="unknown label method"):
+        label_event(features, edges, scores, 0.5, "walk")
