@@ -215,4 +215,5 @@ def summarize(result: StudyResult) -> dict[str, Any]:
         "network": network_rows(result.network),
         "servers": servers_rows(result.servers),
         "prometheus": result.prometheus,
+        "simulation": result.simulation.summary if result.simulation is not None else None,
     }

@@ -110,6 +110,8 @@ class StudyConfig:
         network_bandwidths: bandwidth caps (Gbit/s) of the network scan (empty: uncapped only).
         servers: server counts of the multi-server scan (empty: no scan; embedded server
             only; see :mod:`exatrkx.study.scaleout`).
+        check_simulation: when the timed events are real (the shared sample), simulate as
+            many HNL events and compare the two (:mod:`exatrkx.study.simulation`).
     """
 
     out: Path = Path("study-out")
@@ -135,6 +137,7 @@ class StudyConfig:
     network_delays: tuple[float, ...] = ()
     network_bandwidths: tuple[float, ...] = ()
     servers: tuple[int, ...] = ()
+    check_simulation: bool = True
 
     def __post_init__(self) -> None:
         if any(d < 0 for d in self.network_delays) or any(

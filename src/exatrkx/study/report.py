@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from exatrkx.contract import STAGES
+from exatrkx.physics.samples import plot_comparison
 from exatrkx.study.analysis import summarize
 from exatrkx.study.markdown import report_markdown
 from exatrkx.study.plots import (
@@ -55,6 +56,10 @@ def write_report(result: StudyResult, out: Path) -> dict[str, Any]:
     plot_latency(result, out / plots["latency"])
     plot_transports(summary, out / plots["transports"])
     plot_server_scan(summary, out / plots["server_scan"])
+    if result.simulation is not None:
+        plots["simulation"] = "simulation.png"
+        plot_comparison(result.simulation.real, result.simulation.simulated,
+                        result.simulation.summary, out / plots["simulation"])
     write_csv(result, out / "timings.csv")
     atomic_write_text(out / "report.md", report_markdown(result, summary, plots), sync=False)
     return summary

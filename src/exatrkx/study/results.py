@@ -9,6 +9,7 @@ from typing import Any
 from exatrkx.contract import FLOOR_MODELS, Option, Protocol
 from exatrkx.service.stats import ModelStats, RawStats, stats_delta
 from exatrkx.study.config import StudyConfig
+from exatrkx.study.simulation import SimulationCheck
 from exatrkx.util.procfs import group_cpu_s
 from exatrkx.util.timing import TimedRun
 
@@ -162,3 +163,4 @@ class StudyResult:
     network: list[Any] = field(default_factory=list)
     servers: list[Any] = field(default_factory=list)
     prometheus: dict[str, Any] = field(default_factory=dict)
+    simulation: SimulationCheck | None = None
