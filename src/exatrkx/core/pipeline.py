@@ -31,6 +31,7 @@ from exatrkx.core.stages.embed import embed
 from exatrkx.core.stages.filter import filter_edges
 from exatrkx.core.stages.gnn import classify_edges
 from exatrkx.core.stages.label import label_event
+from exatrkx.core.stages.layerpairs import build_layer_pairs
 
 Tensor = torch.Tensor
 
@@ -71,7 +72,7 @@ def stage(name: Stage, config: PipelineConfig, net: nn.Module | None = None,
 
     Args:
         name: one of :data:`exatrkx.contract.STAGES`.
-        config: radius, k, cuts and label method.
+        config: build method (radius and k, or the layer map), cuts and label method.
         net: the stage's net (embed, filter, gnn); None for build and label.
         frnn_backend: build backend (``auto``, ``kdtree`` or ``torch``).
     """
@@ -80,6 +81,8 @@ def stage(name: Stage, config: PipelineConfig, net: nn.Module | None = None,
             raise ValueError(f"the {name} stage needs its net")
         return _net_stage(name, config, net)
     if name == "build":
+        if config.build_method == "layer_pairs":
+            return functools.partial(build_layer_pairs, layers=config.layers)
         return functools.partial(build_edges, radius=config.radius,
                                  max_neighbours=config.max_neighbours, backend=frnn_backend)
     if name == "label":
