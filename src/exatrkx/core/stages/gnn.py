@@ -72,8 +72,15 @@ class InteractionGNN(nn.Module):
 
 
 def classify_edges(model: nn.Module, features: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """GNN edge scores: features f32 ``[N, 3]``, edges i64 ``[2, E]`` -> f32 ``[E]`` in [0, 1]."""
+    """GNN edge scores: features f32 ``[N, 3]``, edges i64 ``[2, E]`` -> f32 ``[E]`` in [0, 1].
+
+    The net sees only the hits that some edge touches (renumbered in order, so edge
+    orientation and every message are as on the whole event): a hit without edges
+    changes no score, and at high pileup most hits have none left after the filter.
+    """
     with torch.inference_mode():
         if edges.shape[1] == 0:
             return torch.zeros(0, dtype=torch.float32, device=edges.device)
-        return torch.sigmoid(model(features.to(torch.float32), edges))
+        nodes, local = torch.unique(edges, sorted=True, return_inverse=True)
+        x = features.to(torch.float32).index_select(0, nodes)
+        return torch.sigmoid(model(x, local))
