@@ -82,7 +82,8 @@ def stage(name: Stage, config: PipelineConfig, net: nn.Module | None = None,
         return _net_stage(name, config, net)
     if name == "build":
         if config.build_method == "layer_pairs":
-            return functools.partial(build_layer_pairs, layers=config.layers)
+            return functools.partial(build_layer_pairs, layers=config.layers,
+                                     max_neighbours=config.max_neighbours)
         return functools.partial(build_edges, radius=config.radius,
                                  max_neighbours=config.max_neighbours, backend=frnn_backend)
     if name == "label":

@@ -42,7 +42,7 @@ def test_windows_in_phi_and_along_the_layer() -> None:
     # pair 0 -> 1: dphi in [-0.01, 0.01], du in [-5, 5] mm around z_a * 70 / 30
     lm = LayerMapConfig(boxes=BOXES, pairs=((0, 1, -0.01, 0.01, -5.0, 5.0),))
     x = features([30, 70, 70, 70, 70], [0.5, 0.505, 0.52, 0.5, 0.5], [30, 70, 70, 90, 76])
-    edges = build_layer_pairs(LayerEmbedding(lm)(x), lm)
+    edges = build_layer_pairs(LayerEmbedding(lm)(x), lm, 64)
     # hit 1 (in both windows) and hit 4 (du = 6 mm: outside); 2: dphi 0.02; 3: du 20 mm
     assert edges.tolist() == [[1], [0]]
 
@@ -50,14 +50,14 @@ def test_windows_in_phi_and_along_the_layer() -> None:
 def test_pairs_across_phi_pi() -> None:
     lm = LayerMapConfig(boxes=BOXES, pairs=((0, 1, -0.02, 0.02, -5.0, 5.0),))
     x = features([30, 70, 70], [np.pi - 0.005, -np.pi + 0.005, 0.0], [0, 0, 0])
-    assert build_layer_pairs(LayerEmbedding(lm)(x), lm).tolist() == [[1], [0]]
+    assert build_layer_pairs(LayerEmbedding(lm)(x), lm, 64).tolist() == [[1], [0]]
 
 
 def test_disks_use_the_radius() -> None:
     # barrel hit at r 30, z 200: the line from the origin reaches z = 600 at r = 90
     lm = LayerMapConfig(boxes=BOXES, pairs=((0, 2, -0.01, 0.01, -2.0, 2.0),))
     x = features([30, 91, 95], [0.0, 0.0, 0.0], [200, 600, 600])
-    assert build_layer_pairs(LayerEmbedding(lm)(x), lm).tolist() == [[1], [0]]
+    assert build_layer_pairs(LayerEmbedding(lm)(x), lm, 64).tolist() == [[1], [0]]
 
 
 def test_agrees_with_brute_force() -> None:
@@ -71,7 +71,7 @@ def test_agrees_with_brute_force() -> None:
              (0, 0, -0.1, 0.1, -20.0, 20.0))
     lm = LayerMapConfig(boxes=BOXES, pairs=pairs)
     x = features(list(r), list(phi), list(z))
-    got = build_layer_pairs(LayerEmbedding(lm)(x), lm)
+    got = build_layer_pairs(LayerEmbedding(lm)(x), lm, 600)
     # brute force from the float32 features, as the build sees them
     f = x.numpy().astype(np.float64)
     r, phi, z = f[:, 0] * 1000, f[:, 1] * np.pi, f[:, 2] * 1000
@@ -91,11 +91,23 @@ def test_agrees_with_brute_force() -> None:
 def test_needs_the_layer_embedding(shape: tuple[int, int]) -> None:
     lm = LayerMapConfig(boxes=BOXES, pairs=((0, 1, -0.1, 0.1, -5.0, 5.0),))
     with pytest.raises(ValueError, match=r"\[N, 4\]"):
-        build_layer_pairs(torch.zeros(shape), lm)
+        build_layer_pairs(torch.zeros(shape), lm, 64)
 
 
 def test_no_pairs_no_edges() -> None:
     lm = LayerMapConfig(boxes=BOXES)
     x = features([30, 70], [0.0, 0.0], [0, 0])
-    out = build_layer_pairs(LayerEmbedding(lm)(x), lm)
+    out = build_layer_pairs(LayerEmbedding(lm)(x), lm, 64)
     assert out.shape == (2, 0) and out.dtype == torch.int64
+
+
+def test_at_most_k_outer_hits_per_hit() -> None:
+    # one inner hit, ten outer hits in its window at growing distance from the centre
+    lm = LayerMapConfig(boxes=BOXES, pairs=((0, 1, -0.1, 0.1, -50.0, 50.0),))
+    du = [9.0, 1.0, 5.0, 3.0, 7.0, 2.0, 8.0, 4.0, 6.0, 0.5]
+    x = features([30] + [70] * 10, [0.0] * 11, [0.0, *du])
+    emb = LayerEmbedding(lm)(x)
+    assert build_layer_pairs(emb, lm, 64).shape[1] == 10
+    edges = build_layer_pairs(emb, lm, 3)
+    assert edges[1].tolist() == [0, 0, 0]
+    assert sorted(du[i - 1] for i in edges[0].tolist()) == [0.5, 1.0, 2.0]

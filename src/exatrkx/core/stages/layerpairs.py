@@ -14,8 +14,10 @@ simulation (:func:`exatrkx.train.learn_layer_map`, stored in
   where a straight line from the origin through ``a`` crosses it (:func:`predicted_u`).
 
 The windows are rectangles in ``(phi, u)``: each pair is one k-d tree query in the
-Chebyshev norm, in chunks of inner hits (memory bounded for any event). Edges are
-canonical as every build's: ``edges[0] > edges[1]``, unique, sorted.
+Chebyshev norm, in chunks of inner hits. A hit keeps at most ``max_neighbours`` outer hits
+(the nearest to its windows' centres), so that, as for the radius build, an event has at
+most ``N * max_neighbours`` edges (what the served models' checks and the client's buffers
+rely on). Edges are canonical as every build's: ``edges[0] > edges[1]``, unique, sorted.
 """
 
 from __future__ import annotations
@@ -94,12 +96,16 @@ class LayerEmbedding(nn.Module):
         return torch.cat([x, layer.to(x.dtype).unsqueeze(1)], dim=1)
 
 
-def build_layer_pairs(embedding: torch.Tensor, layers: LayerMapConfig) -> torch.Tensor:
+def build_layer_pairs(embedding: torch.Tensor, layers: LayerMapConfig,
+                      max_neighbours: int) -> torch.Tensor:
     """The ``layer_pairs`` build (see the module docstring).
 
     Args:
         embedding: f32 ``[N, 4]`` from :class:`LayerEmbedding`.
         layers: the learnt layer map.
+        max_neighbours: each hit keeps at most this many of the outer hits in its windows,
+            those nearest the windows' centres (Chebyshev distance in window units, ties
+            by the smaller index), so that ``E <= N * max_neighbours`` as for every build.
 
     Returns:
         i64 ``[2, E]`` on the embedding's device, ``edges[0] > edges[1]``, unique, sorted.
@@ -117,24 +123,44 @@ def build_layer_pairs(embedding: torch.Tensor, layers: LayerMapConfig) -> torch.
     order = np.argsort(layer, kind="stable")
     bounds = np.searchsorted(layer[order], np.arange(len(layers.boxes) + 1))
     members = [order[bounds[i]:bounds[i + 1]] for i in range(len(layers.boxes))]
-    keys = []
+    found = []
     for inner, outer, plo, phi_hi, ulo, uhi in layers.pairs:
         a_hits, b_hits = members[inner], members[outer]
         if a_hits.size == 0 or b_hits.size == 0:
             continue
-        keys.append(_pair_edges(r, phi, z, a_hits, b_hits, bool(barrel[outer]),
-                                float(pos[outer]), (plo, phi_hi, ulo, uhi), n))
-    if not keys:
+        found.append(_pair_edges(r, phi, z, a_hits, b_hits, bool(barrel[outer]),
+                                 float(pos[outer]), (plo, phi_hi, ulo, uhi)))
+    if not found:
         return empty
-    key = np.unique(np.concatenate(keys))
+    ia, ib, dist = (np.concatenate([f[i] for f in found]) for i in range(3))
+    ia, ib = _nearest(ia, ib, dist, n, int(max_neighbours))
+    key = np.unique(np.maximum(ia, ib) * n + np.minimum(ia, ib))
     edges = np.stack([key // n, key % n])
     return torch.from_numpy(edges).to(device)
 
 
+def _nearest(ia: np.ndarray, ib: np.ndarray, dist: np.ndarray, n: int, k: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Keep each inner hit's ``k`` candidates of smallest ``dist`` (ties: smaller outer
+    index); only hits with more than ``k`` are sorted."""
+    crowded = np.bincount(ia, minlength=n)[ia] > k
+    if not crowded.any():
+        return ia, ib
+    ca, cb, cd = ia[crowded], ib[crowded], dist[crowded]
+    order = np.lexsort((cb, cd, ca))
+    ca, cb = ca[order], cb[order]
+    first = np.searchsorted(ca, ca, side="left")
+    rank = np.arange(ca.size) - first
+    keep = rank < k
+    return (np.concatenate([ia[~crowded], ca[keep]]),
+            np.concatenate([ib[~crowded], cb[keep]]))
+
+
 def _pair_edges(r: np.ndarray, phi: np.ndarray, z: np.ndarray, a_hits: np.ndarray,
                 b_hits: np.ndarray, barrel: bool, pos: float,
-                window: tuple[float, float, float, float], n: int) -> np.ndarray:
-    """Edge keys ``max * n + min`` of one layer pair."""
+                window: tuple[float, float, float, float]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(inner hits, outer hits, distance in window units)`` of one layer pair."""
     plo, phi_hi, ulo, uhi = window
     half_phi = max((phi_hi - plo) / 2, 1e-12)
     half_u = max((uhi - ulo) / 2, 1e-12)
@@ -153,13 +179,14 @@ def _pair_edges(r: np.ndarray, phi: np.ndarray, z: np.ndarray, a_hits: np.ndarra
                        (pred + (ulo + uhi) / 2) / half_u], axis=1)
     ok = np.isfinite(centre).all(axis=1)
     a_hits, centre = a_hits[ok], centre[ok]
-    out = []
+    out_a, out_b, out_d = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
     for start in range(0, a_hits.size, CHUNK_HITS):
         tree_a = cKDTree(centre[start:start + CHUNK_HITS])
         m = tree_a.sparse_distance_matrix(tree_b, 1.0, p=np.inf, output_type="ndarray")
         ia = a_hits[start:start + CHUNK_HITS][m["i"]]
         ib = b_ext[m["j"]]
         keep = ia != ib
-        ia, ib = ia[keep], ib[keep]
-        out.append(np.maximum(ia, ib) * n + np.minimum(ia, ib))
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
+        out_a.append(ia[keep])
+        out_b.append(ib[keep])
+        out_d.append(m["v"][keep])
+    return np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_d)
