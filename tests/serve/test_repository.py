@@ -12,7 +12,7 @@ import torch
 from tritonclient.grpc import model_config_pb2 as mc
 
 from exatrkx.config import PipelineConfig
-from exatrkx.contract import CONFIG_PARAMETER, NET_STAGES
+from exatrkx.contract import CONFIG_PARAMETER, DEFAULT_MAX_HITS, NET_STAGES
 from exatrkx.core.models import load_models, load_torchscript
 from exatrkx.errors import InputError
 from exatrkx.serve import RepositoryConfig, is_repository, parse_config, write_repository
@@ -105,7 +105,7 @@ def test_settings_instances_batching_and_validation(tmp_path: Path, weights_dir:
     assert cfgs["exatrkx_pipeline"].instance_group[0].count == 3
     batched = {n for n, c in cfgs.items() if c.HasField("dynamic_batching")}
     assert batched == {"embed"}
-    assert cfgs["embed"].max_batch_size == 100_000
+    assert cfgs["embed"].max_batch_size == DEFAULT_MAX_HITS
     assert list(cfgs["embed"].input[0].dims) == [3]
     assert list(cfgs["embed"].output[0].dims) == [8]
     assert cfgs["filter"].max_batch_size == 0
@@ -116,6 +116,13 @@ def test_settings_instances_batching_and_validation(tmp_path: Path, weights_dir:
         RepositoryConfig(instances=0)
     with pytest.raises(InputError):
         RepositoryConfig(device="tpu")
+
+
+def test_a_limit_beyond_grpc_messages_is_refused(tmp_path: Path, weights_dir: Path) -> None:
+    with pytest.raises(InputError, match="above gRPC's limit"):
+        write_repository(tmp_path / "r", weights_dir, max_hits=50_000_000,
+                         libtorch_variant=False)
+    assert not (tmp_path / "r" / ".torchscript").exists()
 
 
 def test_repository_models_lists_folders(repository: Path) -> None:

@@ -51,6 +51,7 @@ from exatrkx.contract import (
     STAGE_MODELS,
     STAGES,
     TENSORS,
+    check_message_limits,
 )
 from exatrkx.core.models import export_torchscript, load_models
 from exatrkx.errors import InputError
@@ -83,7 +84,9 @@ class RepositoryConfig:
         instances_per_model: overrides of ``instances`` by model name.
         dynamic_batching: dynamic batcher on embed (see the module docstring).
         max_queue_delay_us: the batcher's wait for more requests.
-        max_hits: events with more hits are refused before any work is done.
+        max_hits: events with more hits are refused before any work is done; the repository
+            writer refuses a limit whose largest request or response could exceed gRPC's
+            message limit (:func:`exatrkx.contract.check_message_limits`).
         device: ``"cpu"`` or ``"cuda"`` (instance kind and where the adapters compute).
         torch_threads: intra-op threads of torch in each stub process (0: torch's default).
         libtorch_variant: also write the libtorch-backend variant of the nets.
@@ -300,6 +303,11 @@ def write_repository(directory: str | Path, weights_dir: str | Path | None = Non
     scratch = repo / ".torchscript"
     nets, pipe = export_nets(weights_dir, scratch)
     embed_dim = int(pipe.embed.out_dim)
+    try:
+        check_message_limits(cfg.max_hits, pipe.max_neighbours, embed_dim)
+    except ValueError as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise InputError(f"max_hits {cfg.max_hits}: {exc}") from None
     adapter_config = {"pipeline": pipe.to_dict(), "max_hits": cfg.max_hits,
                       "device": cfg.device, "torch_threads": cfg.torch_threads,
                       "batched": False}
