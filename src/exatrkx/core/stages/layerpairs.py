@@ -42,6 +42,27 @@ def layer_geometry(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return barrel, pos
 
 
+def layer_reach(boxes: np.ndarray) -> np.ndarray:
+    """Distance from the origin (mm) of the nearest point of each layer's box: the order in
+    which an outgoing track meets the layers (a layer pair's inner layer comes first)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    z_near = np.where((boxes[:, 2] <= 0) & (boxes[:, 3] >= 0), 0.0,
+                      np.minimum(np.abs(boxes[:, 2]), np.abs(boxes[:, 3])))
+    return np.hypot(boxes[:, 0], z_near)
+
+
+def orient_pairs(r: np.ndarray, z: np.ndarray, layer: np.ndarray, a: np.ndarray,
+                 b: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(inner, outer)`` of hit pairs: the hit of the layer nearer the origin
+    (:func:`layer_reach`) first; in one layer, the hit nearer the origin (ties: the
+    smaller index)."""
+    reach = layer_reach(boxes)[layer]
+    d = r * r + z * z
+    first = (reach[b] < reach[a]) | ((reach[b] == reach[a])
+                                     & ((d[b] < d[a]) | ((d[b] == d[a]) & (b < a))))
+    return np.where(first, b, a), np.where(first, a, b)
+
+
 def predicted_u(r: np.ndarray, z: np.ndarray, barrel: np.ndarray | bool,
                 pos: np.ndarray | float) -> np.ndarray:
     """Where the straight line from the origin through hits ``(r, z)`` crosses a layer: its
@@ -137,6 +158,21 @@ def build_layer_pairs(embedding: torch.Tensor, layers: LayerMapConfig,
     key = np.unique(np.maximum(ia, ib) * n + np.minimum(ia, ib))
     edges = np.stack([key // n, key % n])
     return torch.from_numpy(edges).to(device)
+
+
+def pair_candidate_counts(embedding: torch.Tensor, layers: LayerMapConfig) -> np.ndarray:
+    """Candidates each layer pair of ``layers`` finds in one event, i64 ``[P]`` (before the
+    per-hit bound; pairs found by two layer pairs count for both). What the learning of
+    the map weighs against the truth pairs a layer pair holds."""
+    r, phi, z, layer = hit_coordinates(embedding)
+    barrel, pos = layer_geometry(np.asarray(layers.boxes))
+    out = np.zeros(len(layers.pairs), np.int64)
+    for i, (inner, outer, *window) in enumerate(layers.pairs):
+        a_hits, b_hits = np.flatnonzero(layer == inner), np.flatnonzero(layer == outer)
+        if a_hits.size and b_hits.size:
+            out[i] = _pair_edges(r, phi, z, a_hits, b_hits, bool(barrel[outer]),
+                                 float(pos[outer]), tuple(window))[0].size  # type: ignore[arg-type]
+    return out
 
 
 def _nearest(ia: np.ndarray, ib: np.ndarray, dist: np.ndarray, n: int, k: int
