@@ -206,6 +206,12 @@ def test_quick_pileup_recipe_runs_end_to_end_and_resumes(gun_events: Path,
     event = next(iter(iter_events(gun_events)))
     labels = pipe(event.features)
     assert labels.shape == (event.num_hits,) and labels.max() >= 0
+    # the filter learnt on the graphs the pipeline builds (7 training events, 1 validation)
+    logged = next(line for line in lines if line.startswith("build: "))
+    train_ev = list(iter_events(gun_events))[:7]
+    built = sum(pipe.run(e.features).edges["build"] for e in train_ev)
+    per_hit = built / sum(e.num_hits for e in train_ev)
+    assert logged == f"build: {per_hit:.2f} edges per hit"
     # a checkpoint of other settings is refused on --resume
     from exatrkx.train import Checkpoint
 
