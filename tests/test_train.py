@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from exatrkx.config import PipelineConfig
 from exatrkx.core.models import load_models
 from exatrkx.core.pipeline import load_pipeline
 from exatrkx.errors import InputError
@@ -251,3 +254,26 @@ def test_an_interrupted_run_resumed_makes_the_same_weights(gun_events: Path,
         for a, b in zip(net_a.state_dict().values(), net_b.state_dict().values(),
                         strict=True):
             torch.testing.assert_close(a, b)
+
+
+def test_resume_takes_other_settings_only_for_steps_not_begun(tmp_path: Path) -> None:
+    from exatrkx.core.models import build_models
+    from exatrkx.train import Checkpoint
+
+    def fingerprint(**changes: Any) -> dict[str, Any]:
+        return {"train_config": {**asdict(TrainConfig()), **changes}, "data": ["d"]}
+
+    path = tmp_path / "ck.pt"
+    nets, cfg = build_models(), PipelineConfig()
+    Checkpoint(path, fingerprint(), resume=False).save(nets, cfg, {}, ["embed", "filter"])
+    ck = Checkpoint(path, fingerprint(gnn_epochs=2, label_events=1), resume=True)
+    assert ck.done == ["embed", "filter"]
+    for other in (fingerprint(filter_epochs=1), fingerprint(lr=1e-4),
+                  {**fingerprint(), "data": ["e"]}):
+        with pytest.raises(InputError, match="other settings"):
+            Checkpoint(path, other, resume=True)
+    # once the GNN has begun, its epochs are fixed (the learning-rate schedule uses them)
+    Checkpoint(path, fingerprint(), resume=False).save(
+        nets, cfg, {}, ["embed", "filter"], {"stage": "gnn", "epoch": 1})
+    with pytest.raises(InputError, match="other settings"):
+        Checkpoint(path, fingerprint(gnn_epochs=2), resume=True)

@@ -157,7 +157,7 @@ def pileup_recipe() -> tuple[TrainConfig, PipelineConfig]:
       measurement (edge efficiency against edges per hit);
     - filter and GNN: trained on wedges of 1/8 of the azimuth (sampled subgraphs, eight
       per event and epoch), learning the edges of particles above 0.7 GeV as true; 3 filter
-      and 6 GNN epochs, what fits in 90 minutes on two shared cores;
+      and 2 GNN epochs, what fits in 90 minutes on two shared cores;
     - labels: method, GNN cut and the track selection's minimum fitted pT (0.7-0.9 GeV)
       chosen on the validation events.
 
@@ -165,7 +165,7 @@ def pileup_recipe() -> tuple[TrainConfig, PipelineConfig]:
     the validation events.
     """
     train = TrainConfig(train_events=0, val_events=4, label_events=4, filter_epochs=3,
-                        gnn_epochs=6, embed_pt=0.9, edge_pt=0.7, subgraph_phi=0.125,
+                        gnn_epochs=2, embed_pt=0.9, edge_pt=0.7, subgraph_phi=0.125,
                         threads=2, target_build_efficiency=0.995,
                         target_filter_efficiency=0.995, layer_coverage=0.998,
                         label_min_pts=(0.7, 0.8, 0.9))
@@ -186,6 +186,12 @@ RECIPES: dict[str, Callable[[], tuple[TrainConfig, PipelineConfig]]] = {
 DEFAULT_RECIPE = "default"
 #: The checkpoint file in the output folder while training runs.
 CHECKPOINT_FILE = ".train-checkpoint.pt"
+#: TrainConfig fields that only one step of training reads (``label``: the choice of label
+#: method and cuts at the end). A resumed run may change them while that step has not
+#: begun: what it makes is then what an uninterrupted run with the new settings makes.
+STEP_SETTINGS: dict[str, tuple[str, ...]] = {
+    "embed": ("embed_epochs",), "filter": ("filter_epochs",), "gnn": ("gnn_epochs",),
+    "label": ("label_events", "label_min_pts")}
 
 
 @dataclass
@@ -286,7 +292,10 @@ class Checkpoint:
 
     Args:
         path: the file (None: no checkpoints).
-        fingerprint: what the run was asked to do; a checkpoint of another run is refused.
+        fingerprint: what the run was asked to do (``train_config``: the TrainConfig as a
+            dict; other keys compared as they are); a checkpoint of another run is refused,
+            except that the settings of a step not yet begun (:data:`STEP_SETTINGS`, e.g.
+            fewer GNN epochs while the GNN has not started) may differ.
         resume: continue from the file when it exists (else it is ignored and replaced).
     """
 
@@ -297,7 +306,12 @@ class Checkpoint:
         self.state: dict[str, Any] = {}
         if path is not None and resume and path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=False)
-            if state.get("fingerprint") != fingerprint:
+            begun = set(state.get("done", []))
+            if state.get("current"):
+                begun.add(state["current"]["stage"])
+            saved = state.get("fingerprint")
+            if (not isinstance(saved, dict)
+                    or _comparable(saved, begun) != _comparable(fingerprint, begun)):
                 raise InputError("the checkpoint is of a training run with other settings or "
                                  "data; remove it or train without --resume", path)
             self.state = state
@@ -337,6 +351,16 @@ class Checkpoint:
     def remove(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+def _comparable(fingerprint: dict[str, Any], begun: set[str]) -> dict[str, Any]:
+    """``fingerprint`` less the settings of the steps not in ``begun``."""
+    config = dict(fingerprint.get("train_config", {}))
+    for step, keys in STEP_SETTINGS.items():
+        if step not in begun:
+            for key in keys:
+                config.pop(key, None)
+    return {**fingerprint, "train_config": config}
 
 
 def _epochs(net: nn.Module, samples: Sequence[Sample], epochs: int, lr: float, seed: int,
