@@ -7,7 +7,7 @@ process's maximum resident set, which only grows) is that point's alone. Per poi
 
 - hits per event (mean);
 - wall time of each stage and of the event (medians over the events; the nets are
-  TorchScript-compiled and warmed on a slice of the first event before timing);
+  TorchScript-compiled and run three times on a slice of the first event before timing);
 - edges per hit after the build, after the filter and above the GNN cut (sums over sums);
 - peak resident memory of the process, and its resident memory before the first event
   (interpreter, torch and the nets), both in MB.
@@ -66,7 +66,8 @@ def measure_point(events_dir: Path, weights: str | None, n_events: int,
             break
     if not features:
         raise SystemExit(f"no events in {events_dir}")
-    pipe.run(features[0][:5000])  # compile and warm the nets on a slice
+    for _ in range(3):  # compile the nets and let TorchScript's profiling settle, on a slice
+        pipe.run(features[0][:5000])
     before = rss_mb()
     totals: list[float] = []
     stages: dict[str, list[float]] = {k: [] for k in STAGES}
