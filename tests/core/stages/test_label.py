@@ -82,3 +82,16 @@ def test_label_event_applies_the_cut_and_rejects_unknown_methods() -> None:
     assert label_event(features, edges, low, 0.5).tolist() == [0, 0, 0, -1, 1, 1, 1, 1]
     with pytest.raises(ValueError, match="unknown label method"):
         label_event(features, edges, scores, 0.5, "walk")
+
+
+def test_best_both_keeps_a_hit_its_inner_neighbour_skipped() -> None:
+    """a -> c skips b (scores higher than a -> b) and b has no edge outwards: best_outer
+    loses b, best_both keeps it through b's best edge inwards."""
+    feats = torch.tensor([[0.10, 0.0, 0.0], [0.20, 0.0, 0.0], [0.30, 0.0, 0.0],
+                          [0.40, 0.0, 0.0]])
+    edges = torch.tensor([[1, 2, 3], [0, 0, 2]])  # b-a, c-a, d-c
+    scores = torch.tensor([0.90, 0.95, 0.90])
+    outer = label_event(feats, edges, scores, 0.5, "best_outer")
+    both = label_event(feats, edges, scores, 0.5, "best_both")
+    assert outer.tolist() == [0, -1, 0, 0]
+    assert both.tolist() == [0, 0, 0, 0]
