@@ -18,7 +18,12 @@ from exatrkx.service.runner import Runner, make_runner
 from exatrkx.service.stats import add_delta
 from exatrkx.service.transport import ClientConfig, Transport
 from exatrkx.study.config import TRANSPORTS, StudyConfig
-from exatrkx.study.perf import PerfAnalyzerError, export_perf_data, find_perf_analyzer
+from exatrkx.study.perf import (
+    PerfAnalyzerError,
+    export_perf_data,
+    find_perf_analyzer,
+    perf_tls_args,
+)
 from exatrkx.study.perf import run_perf_analyzer as run_tool
 from exatrkx.study.results import (
     FLOOR_ROWS,
@@ -71,12 +76,15 @@ def run_main(endpoint: Endpoint, transport: str, events: Sequence[Event],
             | {k: OptionRun() for k in FLOOR_ROWS.values()})
     clock = _Clock(endpoint)
     with contextlib.ExitStack() as stack:
+        client = endpoint.client(protocol)
         runners = {o: stack.enter_context(make_runner(o, url if OPTIONS[o].remote else None,
-                                                      protocol, shm, weights_dir=weights))
+                                                      protocol, shm, weights_dir=weights,
+                                                      **client))
                    for o in options}
         floor = stack.enter_context(Transport(ClientConfig(url=url, protocol=protocol,
-                                                           shared_memory=shm)))
-        stats = stack.enter_context(Transport(ClientConfig(url=url, protocol=protocol)))
+                                                           shared_memory=shm, **client)))
+        stats = stack.enter_context(Transport(ClientConfig(url=url, protocol=protocol,
+                                                           **client)))
         for ev in events[:cfg.warmup]:
             for runner in runners.values():
                 runner.run(ev.features)
@@ -148,9 +156,12 @@ def run_throughput(endpoint: Endpoint, transport: str, option: Option, concurren
     feats = [ev.features for ev in events]
     clock = _Clock(endpoint if remote else None)
     with contextlib.ExitStack() as stack:
+        client = endpoint.client(protocol)
         runner = stack.enter_context(make_runner(option, url, protocol, shm,
-                                                 weights_dir=weights, concurrency=concurrency))
-        stats = (stack.enter_context(Transport(ClientConfig(url=url, protocol=protocol)))
+                                                 weights_dir=weights, concurrency=concurrency,
+                                                 **client))
+        stats = (stack.enter_context(Transport(ClientConfig(url=url, protocol=protocol,
+                                                            **client)))
                  if remote else None)
         warm = max(cfg.warmup, concurrency)
         runner.run_many((feats * warm)[:warm])
@@ -194,6 +205,7 @@ def run_perf(endpoint: Endpoint, events: Sequence[Event], cfg: StudyConfig,
                                     cfg.perf_concurrency,
                                     measurement_interval_ms=cfg.perf_interval_ms,
                                     stability_percentage=1000.0, max_trials=4,
+                                    extra=perf_tls_args(endpoint.tls),
                                     timeout=180.0, tool=tool)
         except PerfAnalyzerError as exc:
             result.errors[model] = str(exc).splitlines()[0]
