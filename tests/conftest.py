@@ -16,3 +16,11 @@ def shared_hnl_dir() -> Path:
     if path is None:
         pytest.skip("../shared/data/hnl-lrt-100 is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test CA and certificates (see :func:`exatrkx.util.pki.make_test_pki`)."""
+    from exatrkx.util.pki import make_test_pki
+
+    return make_test_pki(tmp_path_factory.mktemp("pki"))

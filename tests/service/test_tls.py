@@ -13,12 +13,6 @@ from exatrkx.cli.options import client_tls
 from exatrkx.errors import InputError, ServerFailure, ServerUnavailable
 from exatrkx.service.tls import ClientTls, connection_failure
 from exatrkx.service.transport import ClientConfig, remote_error
-from exatrkx.util.pki import make_test_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_test_pki(tmp_path_factory.mktemp("pki"))
 
 
 def test_client_tls_reads_and_checks_its_files(pki: Path, tmp_path: Path) -> None:

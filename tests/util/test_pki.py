@@ -8,12 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exatrkx.util.pki import TEST_HOSTS, certificate_info, make_test_pki
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_test_pki(tmp_path_factory.mktemp("pki"))
+from exatrkx.util.pki import TEST_HOSTS, certificate_info
 
 
 def test_the_test_pki(pki: Path) -> None:
