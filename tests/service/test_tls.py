@@ -102,3 +102,17 @@ def test_cli_tls_options(pki: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "needs its key" in res.output
     res = runner.invoke(app, ["study", "--tls-ca", str(pki / "ca.crt")])
     assert res.exit_code == 2 and "need --url" in res.output
+
+
+def test_bearer_token_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exatrkx.contract import GRPC_API_KEY_HEADER, TOKEN_ENV
+    from exatrkx.service.transport import Transport
+
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    with Transport(ClientConfig(api_key="k" * 16)) as transport:
+        assert transport.headers == {GRPC_API_KEY_HEADER: "k" * 16,
+                                     "authorization": "Bearer from-env"}
+    with Transport(ClientConfig(api_key="", token="")) as transport:
+        assert transport.headers is None
+    with Transport(ClientConfig(protocol="http", api_key="", token="t0k")) as transport:
+        assert transport.headers == {"authorization": "Bearer t0k"}

@@ -42,6 +42,7 @@ from exatrkx.contract import (
     GRPC_API_KEY_HEADER,
     PROTOCOLS,
     TENSORS,
+    TOKEN_ENV,
     Protocol,
 )
 from exatrkx.errors import (
@@ -116,6 +117,8 @@ class ClientConfig:
         api_key: key of the server's restricted APIs (None: ``$EXATRKX_API_KEY``;
             ``""``: send none).
         tls: TLS of the gRPC connection (None: plain text).
+        token: bearer token sent as ``authorization: Bearer ...`` (None:
+            ``$EXATRKX_TOKEN``; ``""``: none), for a proxy that checks tokens.
     """
 
     url: str | None = None
@@ -130,6 +133,7 @@ class ClientConfig:
     max_backoff_s: float = 5.0
     api_key: str | None = None
     tls: ClientTls | None = None
+    token: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -149,6 +153,12 @@ class ClientConfig:
         """The key to send: ``api_key``, else ``$EXATRKX_API_KEY``, else none."""
         key = self.api_key if self.api_key is not None else os.environ.get(API_KEY_ENV)
         return key or None
+
+    @property
+    def bearer(self) -> str | None:
+        """The token to send: ``token``, else ``$EXATRKX_TOKEN``, else none."""
+        token = self.token if self.token is not None else os.environ.get(TOKEN_ENV)
+        return token.strip() or None if token else None
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait before resend number ``attempt`` (0-based), with jitter."""
@@ -274,8 +284,11 @@ class Transport:
         self.shm_in_use = 0
         key = config.key
         header = GRPC_API_KEY_HEADER if config.protocol == "grpc" else API_KEY_HEADER
-        #: Headers sent with every request (the key of the restricted APIs).
-        self.headers: dict[str, str] | None = {header: key} if key else None
+        #: Headers sent with every request (the key of the restricted APIs, a bearer token).
+        headers = {header: key} if key else {}
+        if config.bearer:
+            headers["authorization"] = f"Bearer {config.bearer}"
+        self.headers: dict[str, str] | None = headers or None
         self.requests: list[RequestTiming] = []
         #: Requests sent again after a transient failure (over this transport's life).
         self.resent = 0
