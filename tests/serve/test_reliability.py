@@ -172,8 +172,10 @@ def test_control_apis_need_the_key(server: TritonServer, client_api_key: str) ->
         for call in refused:
             with pytest.raises(InferenceServerException, match="restricted"):
                 call()
-        # health, metadata and inference stay open to standard clients
+        # health, metadata and gRPC inference stay open to standard clients
         assert grpc_plain.is_server_ready() and http_plain.is_model_ready("exatrkx")
+        np.testing.assert_array_equal(
+            grpc_infer(server, "exatrkx_pipeline", {"FEATURES": GOOD}, "LABELS").shape, (80,))
         assert grpc_plain.get_model_metadata("exatrkx").name == "exatrkx"
         # with the key the control APIs answer, but loading stays off
         key = {GRPC_API_KEY_HEADER: client_api_key}
@@ -208,11 +210,17 @@ def test_launcher_defaults(tmp_path: Path) -> None:
     assert one.api_key and two.api_key and one.api_key != two.api_key
     args = one.command(tmp_path)
     assert "--model-control-mode=none" in args
-    rule = (f"model-repository,shared-memory,statistics,trace,logging:{API_KEY_HEADER}="
-            f"{one.api_key}")
-    assert f"--grpc-restricted-protocol={rule}" in args
-    assert f"--http-restricted-api={rule}" in args
-    open_server = TritonServer(tmp_path, ServerConfig(restricted=()))
+    control = "model-repository,shared-memory,statistics,trace,logging"
+    assert f"--grpc-restricted-protocol={control}:{API_KEY_HEADER}={one.api_key}" in args
+    # HTTP inference too: one malformed JSON request crashes Triton 2.51's HTTP endpoint
+    assert f"--http-restricted-api={control},inference:{API_KEY_HEADER}={one.api_key}" in args
+    assert "--http-address=127.0.0.1" in args
+    http_only = TritonServer(tmp_path, ServerConfig(restricted=()))
+    assert http_only.api_key and not any("grpc-restricted" in a
+                                         for a in http_only.command(tmp_path))
+    assert (f"--http-restricted-api=inference:{API_KEY_HEADER}={http_only.api_key}"
+            in http_only.command(tmp_path))
+    open_server = TritonServer(tmp_path, ServerConfig(restricted=(), http_restricted=()))
     assert open_server.api_key is None and open_server.headers == {}
     assert not any("restricted" in a for a in open_server.command(tmp_path))
     with pytest.raises(InputError, match="16 to 256"):
