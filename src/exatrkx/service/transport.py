@@ -251,6 +251,13 @@ class _Region:
         return refused
 
 
+def quiet_grpc() -> None:
+    """Keep gRPC core from logging a failed TLS handshake on stderr at INFO level (the
+    client raises one error that names the cause); only before gRPC is first imported,
+    and only when ``$GRPC_VERBOSITY`` is not set."""
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
 class Transport:
     """One connection to the server (gRPC channel or HTTP connection) and its shm regions.
 
@@ -260,6 +267,7 @@ class Transport:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         if config.protocol == "grpc":
+            quiet_grpc()
             import tritonclient.grpc as tc
         else:
             import tritonclient.http as tc
@@ -450,6 +458,7 @@ def probe_ready(url: str | None, protocol: Protocol = "grpc", timeout_s: float =
         config = ClientConfig(url=url, protocol=protocol, timeout_s=timeout_s, retries=0,
                               tls=tls)
         if protocol == "grpc":
+            quiet_grpc()
             import tritonclient.grpc as tg
 
             kwargs = tls.grpc_client_kwargs() if tls is not None else {}
