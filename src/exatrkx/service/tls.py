@@ -14,6 +14,7 @@ requests again.
 
 from __future__ import annotations
 
+import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,13 @@ DEFAULT_CHANNEL_ARGS: tuple[tuple[str, Any], ...] = (
     ("grpc.keepalive_permit_without_calls", False),
     ("grpc.http2.max_pings_without_data", 2),
 )
+
+
+def quiet_grpc() -> None:
+    """Keep gRPC core from logging a failed TLS handshake on stderr at INFO level (the
+    client raises one error that names the cause); only before gRPC is first imported,
+    and only when ``$GRPC_VERBOSITY`` is not set."""
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -99,6 +107,7 @@ class ClientTls:
 
     def grpc_client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``tritonclient.grpc.InferenceServerClient``."""
+        quiet_grpc()
         import grpc
 
         creds = grpc.ssl_channel_credentials(root_certificates=self._pem.get("ca"),

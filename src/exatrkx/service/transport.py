@@ -53,7 +53,7 @@ from exatrkx.errors import (
     ServerUnavailable,
 )
 from exatrkx.service.stats import RawStats, parse_statistics
-from exatrkx.service.tls import ClientTls, connection_failure
+from exatrkx.service.tls import ClientTls, connection_failure, quiet_grpc
 
 #: gRPC status codes of failures that may pass when the request is sent again.
 TRANSIENT_GRPC = frozenset(f"StatusCode.{code}" for code in (
@@ -249,13 +249,6 @@ class _Region:
                 time.sleep(min(0.05, 0.001 * 2 ** min(refused, 6)))
         shm.destroy_shared_memory_region(self.handle)
         return refused
-
-
-def quiet_grpc() -> None:
-    """Keep gRPC core from logging a failed TLS handshake on stderr at INFO level (the
-    client raises one error that names the cause); only before gRPC is first imported,
-    and only when ``$GRPC_VERBOSITY`` is not set."""
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 class Transport:
