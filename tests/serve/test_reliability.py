@@ -277,3 +277,22 @@ def test_dead_backend_process_gives_retried_errors_and_a_restart_recovers(
         with Transport(config) as transport, pytest.raises(RemoteError) as info:
             transport.infer("identity", {"FEATURES": x}, ["OUTPUT"])
         assert info.value.unreachable
+
+
+def test_shared_memory_is_unregistered_right_after_a_response(server: TritonServer) -> None:
+    """Triton may refuse an unregister right after its response ("currently in use"): the
+    client retries it, so no registration outlives its transport."""
+    in_use = 0
+    for _ in range(20):
+        transport = Transport(ClientConfig(url=server.grpc_url, shared_memory=True))
+        out = transport.infer("exatrkx_pipeline", {"FEATURES": GOOD}, ["LABELS"])
+        assert out["LABELS"].shape == (80,)
+        transport.close()
+        in_use += transport.shm_in_use
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        status = client.get_system_shared_memory_status(
+            headers={GRPC_API_KEY_HEADER: server.api_key or ""}, as_json=True)
+    finally:
+        client.close()
+    assert not status.get("regions"), (status, in_use)
