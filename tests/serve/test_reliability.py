@@ -130,7 +130,9 @@ def test_requests_that_do_not_parse(server: TritonServer, good_labels: np.ndarra
     for body, headers in cases:
         if "Inference-Header-Content-Length" in headers:
             headers = {"Inference-Header-Content-Length": str(len(body) - 8)}
-        code, text = _post(url, body, headers)
+        # HTTP inference needs the key: without it Triton answers 403 before parsing
+        assert _post(url, body, headers)[0] == 403
+        code, text = _post(url, body, {**headers, API_KEY_HEADER: server.api_key or ""})
         # Triton answers a body it cannot parse with 500, a size mismatch with 400
         assert code in (400, 500), (body[:60], code, text)
         assert re.search(r"parse|size", json.loads(text)["error"]), text
