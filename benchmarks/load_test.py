@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=Path, default=None,
                         help="events (default: the shared HNL events)")
+    parser.add_argument("--max-events", type=int, default=None,
+                        help="use only the first N events")
     parser.add_argument("--options", default="4,5")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     events_dir = args.events or hnl_events_dir()
     if events_dir is None:
         parser.error("no events: pass --events (the shared HNL events are absent)")
-    events = [ev.features for ev in iter_events(events_dir)]
+    events = [ev.features for ev in iter_events(events_dir)][:args.max_events]
     load_start = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     t0 = time.perf_counter()
     with make_runner(0, weights_dir=args.weights) as local:
