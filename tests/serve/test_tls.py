@@ -201,6 +201,10 @@ def test_the_pipeline_over_mutual_tls(repository: Path, weights_dir: Path, pki: 
             with make_runner(option, srv.grpc_url, weights_dir=weights_dir, tls=client) as r:
                 for features, labels in zip(events, reference, strict=True):
                     np.testing.assert_array_equal(r.run(features).labels, labels)
+        from exatrkx.service.balance import MultiServerRunner
+
+        with MultiServerRunner([srv.grpc_url], 5, tls=client, health_interval_s=0) as multi:
+            np.testing.assert_array_equal(multi.run(events[2]).labels, reference[2])
         certs = ("--tls-ca", str(pki / "ca.crt"), "--tls-cert", str(pki / "client.crt"),
                  "--tls-key", str(pki / "client.key"))
         res = reconstruct_cli(srv.grpc_url, feature_file, *certs)
