@@ -118,6 +118,15 @@ def test_tls_server_and_its_clients(tls_server: TritonServer, pki: Path) -> None
                    "does not name the host")
     with pytest.raises(InputError, match="HTTP endpoint has no TLS"):
         make_runner(5, tls_server.http_url, "http", tls=ca)
+    # the study against a given server over TLS
+    from exatrkx.study.config import StudyConfig
+    from exatrkx.study.servers import external_endpoint
+
+    endpoint = external_endpoint(StudyConfig(url=tls_server.grpc_url, tls=ca))
+    assert endpoint.tls is ca and endpoint.client("grpc")["tls"] is ca
+    assert endpoint.client("http")["tls"] is None
+    with pytest.raises(ServerUnavailable, match="it expects TLS"):
+        external_endpoint(StudyConfig(url=tls_server.grpc_url))
     assert tls_server.is_ready()  # HTTP (readiness) stays plain text on 127.0.0.1
 
 
