@@ -178,7 +178,9 @@ def run_chain(events: str | Path, finders: str | Sequence[str] = FINDERS,
               resume: bool = False, plots: str | Path | None = None,
               timeout_s: float | None = None, retries: int | None = None,
               num_threads: int | None = 1,
-              on_line: Callable[[str], None] | None = None) -> ChainReport:
+              on_line: Callable[[str], None] | None = None,
+              runner: LabelRunner | None = None,
+              detector: Detector | None = None) -> ChainReport:
     """Run the chain (``exatrkx chain``) over every event under ``events``.
 
     Args:
@@ -195,6 +197,9 @@ def run_chain(events: str | Path, finders: str | Sequence[str] = FINDERS,
         retries: resends after a transient failure (None: the client default).
         num_threads: torch intra-op threads (None: leave as is).
         on_line: called with each human-readable line as it is produced.
+        runner: our finder's runner, warmed up, instead of one made here from
+            ``option_number``, ``url`` and ``weights_dir`` (a program that holds one).
+        detector: the generic detector (built here when None).
 
     Raises:
         InputError: bad settings, no events; ServerUnavailable: no server at ``url``.
@@ -230,12 +235,14 @@ def run_chain(events: str | Path, finders: str | Sequence[str] = FINDERS,
     with contextlib.ExitStack() as stack:
         runners: dict[str, LabelRunner] = {}
         if GNN_NAME in names and todo:
-            runner = stack.enter_context(make_runner(opt, url, weights_dir=weights_dir,
-                                                     timeout_s=timeout_s, retries=retries,
-                                                     num_threads=num_threads))
-            warm_up(runner)
+            if runner is None:
+                made = stack.enter_context(make_runner(opt, url, weights_dir=weights_dir,
+                                                       timeout_s=timeout_s, retries=retries,
+                                                       num_threads=num_threads))
+                warm_up(made)
+                runner = made
             runners[GNN_NAME] = runner
-        run = execute_chain(todo, runners, CKF_NAME in names, on_event)
+        run = execute_chain(todo, runners, CKF_NAME in names, on_event, detector)
     report = chain_report(run, sources, earlier, names, emit)
     report.summary["option"] = int(opt) if GNN_NAME in names else None
     if plots is not None and report.summary["events"]:

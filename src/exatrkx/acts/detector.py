@@ -60,22 +60,24 @@ class SurfaceFrames:
     def __init__(self, detector: Detector) -> None:
         gctx = detector.context
         direction = acts.Vector3(0.0, 0.0, 1.0)  # unused by planar surfaces
-        rows = []
+        origin, unit0 = acts.Vector2(0.0, 0.0), acts.Vector2(1.0, 0.0)
+        unit1 = acts.Vector2(0.0, 1.0)
+        ids, points = [], []
         for gid, surface in detector.tracking_geometry.geoIdSurfaceMap().items():
             if gid.sensitive == 0:
                 continue
-            c, cu, cv = (np.array(list(surface.localToGlobal(gctx, acts.Vector2(a, b),
-                                                             direction)))
-                         for a, b in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)))
-            rows.append((gid.value, gid.volume, gid.layer, gid.sensitive, c, cu - c, cv - c))
-        rows.sort(key=lambda r: r[0])
-        self.key = np.array([r[0] for r in rows], dtype=np.uint64)
-        self.volume = np.array([r[1] for r in rows], dtype=np.int64)
-        self.layer = np.array([r[2] for r in rows], dtype=np.int64)
-        self.module = np.array([r[3] for r in rows], dtype=np.int64)
-        self.c = np.array([r[4] for r in rows]).reshape(-1, 3)
-        self.u = np.array([r[5] for r in rows]).reshape(-1, 3)
-        self.v = np.array([r[6] for r in rows]).reshape(-1, 3)
+            ids.append((gid.value, gid.volume, gid.layer, gid.sensitive))
+            points.append([*surface.localToGlobal(gctx, origin, direction),
+                           *surface.localToGlobal(gctx, unit0, direction),
+                           *surface.localToGlobal(gctx, unit1, direction)])
+        order = np.argsort(np.array([i[0] for i in ids], dtype=np.uint64), kind="stable")
+        table = np.array([i[1:] for i in ids], dtype=np.int64).reshape(-1, 3)[order]
+        xyz = np.array(points, dtype=np.float64).reshape(-1, 9)[order]
+        self.key = np.array([i[0] for i in ids], dtype=np.uint64)[order]
+        self.volume, self.layer, self.module = table[:, 0], table[:, 1], table[:, 2]
+        self.c = xyz[:, 0:3]
+        self.u = xyz[:, 3:6] - self.c
+        self.v = xyz[:, 6:9] - self.c
         self.n = np.cross(self.u, self.v)
         pitch = np.array([PITCH_MM[SUBDETECTORS[int(v)]] for v in self.volume]).reshape(-1, 2)
         self.variance = pitch ** 2 / 12.0
