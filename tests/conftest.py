@@ -32,7 +32,6 @@ def simulate_gun_events(out: Path, events: int, seed: int, muons: int = 10,
     import math
     from typing import Any
 
-    import acts
     import acts.examples
     import numpy as np
     import pandas as pd
@@ -46,6 +45,7 @@ def simulate_gun_events(out: Path, events: int, seed: int, muons: int = 10,
         addParticleGun,
     )
 
+    import acts
     from exatrkx.acts.detector import Detector
     from exatrkx.acts.settings import PITCH_MM, SUBDETECTORS
 

@@ -67,7 +67,8 @@ def test_a_hit_off_the_detector_is_named(acts_events: Path, acts_detector: Any) 
     assert event.hits is not None
     normal = frames.n[frames.rows(*(event.hits[c].to_numpy()[3:4] for c in (
         "volume_id", "layer_id", "module_id")))][0]
-    shifted = event.hits.loc[3, ["x", "y", "z"]].to_numpy(float) + 2 * MAX_PLANE_DISTANCE_MM * normal
+    position = event.hits.loc[3, ["x", "y", "z"]].to_numpy(float)
+    shifted = position + 2 * MAX_PLANE_DISTANCE_MM * normal
     ev = moved(moved(moved(event, "x", shifted[0]), "y", shifted[1]), "z", shifted[2])
     with pytest.raises(InputError, match=rf"hit_id {hit} is 0.1 mm from the plane"):
         hit_measurements(ev, frames, source)
