@@ -217,4 +217,5 @@ def summarize(result: StudyResult) -> dict[str, Any]:
         "servers": servers_rows(result.servers),
         "prometheus": result.prometheus,
         "chain": chain_summary(result.chain) if result.chain is not None else None,
+        "simulation": result.simulation.summary if result.simulation is not None else None,
     }

@@ -113,6 +113,8 @@ class StudyConfig:
         chain_events: ACTS-simulated events with truth for the chain phase (our finder
             through options 0, 4, 5 against ACTS' CKF; see :mod:`exatrkx.study.chain`);
             None: no chain phase.
+        check_simulation: when the timed events are real (the shared sample), simulate as
+            many HNL events and compare the two (:mod:`exatrkx.study.simulation`).
     """
 
     out: Path = Path("study-out")
@@ -139,6 +141,7 @@ class StudyConfig:
     network_bandwidths: tuple[float, ...] = ()
     servers: tuple[int, ...] = ()
     chain_events: Path | None = None
+    check_simulation: bool = True
 
     def __post_init__(self) -> None:
         if any(d < 0 for d in self.network_delays) or any(

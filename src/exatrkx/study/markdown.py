@@ -8,6 +8,7 @@ from typing import Any
 
 from exatrkx.acts.settings import SOURCES
 from exatrkx.contract import STAGES
+from exatrkx.physics.samples import QUANTITIES
 from exatrkx.study.analysis import (
     MODEL_OPTION,
     OPTION_TEXT,
@@ -211,6 +212,7 @@ def report_markdown(result: StudyResult, summary: Mapping[str, Any],
     if summary.get("servers"):
         md += servers_section(summary["servers"], summary["machine_cores"], _f)
     md += _prometheus_section(summary)
+    md += _simulation_section(summary, plots)
     if summary["notes"]:
         md += ["## Notes", "", *(f"- {n}" for n in summary["notes"]), ""]
     md += ["## Files", "", "- `timings.csv`: every timed event (phase, option, transport, "
@@ -309,6 +311,33 @@ def _prometheus_section(summary: Mapping[str, Any]) -> list[str]:
         md.append(f"- {name}: mean {_f(g['mean'], 3)}, max {_f(g['max'], 3)} "
                   f"({g['samples']} samples, 1 s apart)")
     return [*md, ""]
+
+
+def _simulation_section(summary: Mapping[str, Any], plots: Mapping[str, str]) -> list[str]:
+    sim = summary.get("simulation")
+    if not sim:
+        return []
+    real, other = sim["reference"], sim["other"]
+    md = ["## Simulated against real events", "",
+          f"The timed events ({real}) against as many HNL events simulated with ACTS "
+          f"(`exatrkx simulate --source hnl`, {other}): *KS D* is the Kolmogorov-Smirnov "
+          "distance of the two distributions (largest gap of the cumulative distributions), "
+          "*W* the Wasserstein distance in units of the real distribution's spread.", ""]
+    rows = []
+    for key, (label, unit) in QUANTITIES.items():
+        q = sim["quantities"][key]
+        rows.append([f"{label} [{unit}]" if unit else label, q["mean"][real], q["mean"][other],
+                     q["median"][real], q["median"][other], _f(q["ks"], 3),
+                     _f(q["wasserstein_sd"], 3)])
+    md += _table(["quantity", "real mean", "simulated mean", "real median",
+                  "simulated median", "KS D", "W / sd"], rows)
+    edges = sim["edges_per_hit"]
+    md += ["Edges per hit after each stage, option 0 with the weights timed here:", ""]
+    md += _table(["stage", "real", "simulated", "real / simulated - 1"],
+                 [[k, edges["real"][k], edges["simulated"][k],
+                   f"{edges['real'][k] / edges['simulated'][k] - 1:+.1%}"
+                   if edges["simulated"][k] else "n/a"] for k in edges["real"]])
+    return [*md, f"![simulated against real]({plots['simulation']})", ""]
 
 
 def _resource_section(summary: Mapping[str, Any]) -> list[str]:

@@ -53,6 +53,7 @@ from exatrkx.study.results import Endpoint, PerfRun, StudyResult
 from exatrkx.study.sampling import prometheus_block
 from exatrkx.study.scaleout import run_servers_scan
 from exatrkx.study.servers import embedded_server, external_endpoint, machine_cores
+from exatrkx.study.simulation import check_simulation
 
 
 def server_variants(cfg: StudyConfig) -> list[tuple[int, bool]]:
@@ -80,6 +81,7 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
     tune_allocator()  # as the CLI and the served models do
     result = StudyResult(cfg, machine_cores=machine_cores(), batched_models=BATCHED_MODELS)
     events, result.origin = load_events(cfg.events, cfg.n_events, cfg.seed)
+    real_events = not any(ev.has_truth for ev in events)  # the shared sample has no truth
     result.event_hits = [ev.num_hits for ev in events]
     with contextlib.ExitStack() as outer:
         interrupted = outer.enter_context(signals_as_interrupt())
@@ -95,6 +97,9 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
                           else "random-init nets (no trained weights shipped; k=16, r=0.05)")
         note(f"study: {len(events)} events from {result.origin}")
         reference = reference_labels(events, weights, cfg.warmup)
+        if cfg.check_simulation and real_events:
+            note(f"study: {len(events)} simulated HNL events against the timed ones")
+            result.simulation = check_simulation(events, result.origin, cfg.seed, weights)
         with contextlib.ExitStack() as stack:
             if cfg.embedded:
                 note("study: starting the embedded Triton server")
