@@ -47,17 +47,11 @@ def test_our_ckf_is_acts_ckf(tmp_path: Path, acts_detector: Any) -> None:
     )
 
     import acts
-    from exatrkx.acts.settings import PITCH_MM, SUBDETECTORS
+    from exatrkx.sim.geometry import write_digitization_config
 
     u = acts.UnitConstants
     det = acts_detector
-    digi = tmp_path / "digi.json"
-    digi.write_text(json.dumps({
-        "acts-geometry-hierarchy-map": {"format-version": 0,
-                                        "value-identifier": "digitization-configuration"},
-        "entries": [{"volume": v, "value": {"smearing": [
-            {"index": i, "mean": 0.0, "stddev": PITCH_MM[s][i] / 12 ** 0.5, "type": "Gauss"}
-            for i in (0, 1)]}} for v, s in SUBDETECTORS.items()]}))
+    digi = write_digitization_config(tmp_path / "digi.json")
     layers = tmp_path / "seeding.json"
     layers.write_text(json.dumps([{"volume": v, "layer": lay} for v, lay in SEEDING_LAYERS]))
     events = 3

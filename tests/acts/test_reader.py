@@ -8,18 +8,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from exatrkx.acts.detector import geometry_ids
+from exatrkx.acts.detector import surface_frames
 from exatrkx.acts.reader import MAX_PLANE_DISTANCE_MM, hit_measurements
 from exatrkx.errors import InputError
 from exatrkx.io import Event, event_sources, read_event
 
 
 def test_frames_cover_the_generic_detector(acts_detector: Any) -> None:
-    frames = acts_detector.frames
+    frames = surface_frames(acts_detector)
     assert sorted(set(frames.volume.tolist())) == [7, 8, 9, 12, 13, 14, 16, 17, 18]
-    assert np.all(np.diff(frames.key.astype(np.float64)) > 0)  # sorted, unique
-    np.testing.assert_array_equal(
-        frames.key, geometry_ids(frames.volume, frames.layer, frames.module))
+    assert len(frames) == 18_728 and surface_frames(acts_detector) is frames  # built once
+    assert np.all(frames.key[1:] > frames.key[:-1])  # sorted, unique
+    np.testing.assert_array_equal(frames.volume, (frames.key >> np.uint64(56)).astype(int))
     # orthonormal local axes
     np.testing.assert_allclose(np.einsum("ij,ij->i", frames.u, frames.u), 1.0, atol=1e-9)
     np.testing.assert_allclose(np.einsum("ij,ij->i", frames.u, frames.v), 0.0, atol=1e-9)
@@ -38,7 +38,7 @@ def test_frames_cover_the_generic_detector(acts_detector: Any) -> None:
 
 
 def test_measurements_follow_acts_order(acts_events: Path, acts_detector: Any) -> None:
-    frames = acts_detector.frames
+    frames = surface_frames(acts_detector)
     event = read_event(event_sources(acts_events)[0])
     hm = hit_measurements(event, frames)
     assert sorted(hm.order.tolist()) == list(range(event.num_hits))  # every hit once
@@ -57,7 +57,7 @@ def moved(event: Event, column: str, value: float) -> Event:
 
 
 def test_a_hit_off_the_detector_is_named(acts_events: Path, acts_detector: Any) -> None:
-    frames = acts_detector.frames
+    frames = surface_frames(acts_detector)
     source = event_sources(acts_events)[0]
     event = read_event(source)
     hit = int(event.hit_id[3])

@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import acts
 import acts.examples
 import numpy as np
 from acts.examples.reconstruction import (
@@ -43,7 +42,8 @@ from acts.examples.reconstruction import (
     trackSelectorDefaultKWArgs,
 )
 
-from exatrkx.acts.detector import Detector
+import acts
+from exatrkx.acts.detector import Detector, surface_frames
 from exatrkx.acts.finder import GnnTrackFinder, LabelRunner
 from exatrkx.acts.ledger import EventLedger
 from exatrkx.acts.reader import (
@@ -339,7 +339,7 @@ def build_sequencer(detector: Detector, ledger: EventLedger,
     s = acts.examples.Sequencer(events=len(ledger.sources), numThreads=1,
                                 logLevel=acts.logging.WARNING, outputDir=output_dir,
                                 trackFpes=False)
-    s.addAlgorithm(EventReader(ledger, detector.frames))
+    s.addAlgorithm(EventReader(ledger, surface_frames(detector)))
     s.addAlgorithm(MeasurementSubsetMaker())
     s.addAlgorithm(Mark("read", ledger))
     outputs = []

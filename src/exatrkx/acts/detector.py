@@ -1,61 +1,29 @@
-"""The generic detector and its field, and the frames of its modules in numpy.
+"""The frames of the generic detector's modules in numpy, for reading hits into ACTS.
 
+The detector itself (ACTS' generic detector in its 2 T field, the readout pitch of each
+sub-detector) is :mod:`exatrkx.sim.geometry`'s, the one the simulation uses.
 ``Surface.globalToLocal`` is not bound in pyacts 48.1; each planar module's frame (centre,
-local axes, normal) is read from three ``localToGlobal`` calls instead, so that hit
-positions turn into local coordinates for a whole event at once.
+local axes, normal) is read from three ``localToGlobal`` calls instead, so that the hit
+positions of a whole event turn into local coordinates at once.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
 
-import acts
-import acts.examples
 import numpy as np
 
-from exatrkx.acts.settings import PITCH_MM, SUBDETECTORS
-from exatrkx.constants import B_FIELD_T
+import acts
+from exatrkx.sim.geometry import PITCH, SUBDETECTORS, Detector, join_geometry_id
 
-
-class Detector:
-    """ACTS' generic detector (the TrackML detector) in its solenoid field along z.
-
-    Attributes:
-        detector: ACTS' detector; it owns the detector elements the surfaces point to, so
-            it lives as long as this object.
-        tracking_geometry: its tracking geometry.
-        field: the constant field.
-        context: the geometry context (the generic detector has no alignment).
-    """
-
-    def __init__(self, field_t: float = B_FIELD_T, log_level: Any = acts.logging.WARNING) -> None:
-        cfg = acts.examples.GenericDetector.Config()
-        cfg.logLevel = cfg.layerLogLevel = cfg.volumeLogLevel = cfg.surfaceLogLevel = log_level
-        self.detector = acts.examples.GenericDetector(cfg)
-        self.tracking_geometry = self.detector.trackingGeometry()
-        self.field = acts.ConstantBField(acts.Vector3(0.0, 0.0, field_t * acts.UnitConstants.T))
-        self.context = acts.GeometryContext.dangerouslyDefaultConstruct()
-        self._frames: SurfaceFrames | None = None
-
-    @property
-    def frames(self) -> SurfaceFrames:
-        """The module frames (built on first use, about 0.3 s)."""
-        if self._frames is None:
-            self._frames = SurfaceFrames(self)
-        return self._frames
-
-
-def geometry_ids(volume: np.ndarray, layer: np.ndarray, module: np.ndarray) -> np.ndarray:
-    """64-bit ACTS geometry ids of sensitive modules: volume << 56 | layer << 36 |
-    module << 8 (uint64)."""
-    v, lay, m = (np.asarray(a).astype(np.uint64) for a in (volume, layer, module))
-    return (v << np.uint64(56)) | (lay << np.uint64(36)) | (m << np.uint64(8))
+__all__ = ["Detector", "SurfaceFrames", "surface_frames"]
 
 
 class SurfaceFrames:
     """Centre ``c``, local axes ``u``, ``v`` and normal ``n`` of every sensitive module,
     sorted by geometry id (``key``), with each module's volume, layer, module and the
-    variances of a hit on it (pitch^2 / 12 along each local axis)."""
+    variances of a hit on it (the digitization's resolution: pitch^2 / 12 along each local
+    axis)."""
 
     def __init__(self, detector: Detector) -> None:
         gctx = detector.context
@@ -79,7 +47,7 @@ class SurfaceFrames:
         self.u = xyz[:, 3:6] - self.c
         self.v = xyz[:, 6:9] - self.c
         self.n = np.cross(self.u, self.v)
-        pitch = np.array([PITCH_MM[SUBDETECTORS[int(v)]] for v in self.volume]).reshape(-1, 2)
+        pitch = np.array([PITCH[SUBDETECTORS[int(v)]] for v in self.volume]).reshape(-1, 2)
         self.variance = pitch ** 2 / 12.0
 
     def __len__(self) -> int:
@@ -87,7 +55,7 @@ class SurfaceFrames:
 
     def rows(self, volume: np.ndarray, layer: np.ndarray, module: np.ndarray) -> np.ndarray:
         """Row of each (volume, layer, module); -1 where no module has these ids."""
-        keys = geometry_ids(volume, layer, module)
+        keys = join_geometry_id(volume, layer, module).reshape(-1)
         if keys.size == 0:
             return np.zeros(0, dtype=np.int64)
         pos = np.clip(np.searchsorted(self.key, keys), 0, len(self.key) - 1)
@@ -105,3 +73,14 @@ class SurfaceFrames:
         """Global positions ``[N, 3]`` (mm) of local coordinates on the modules of ``rows``."""
         return (self.c[rows] + self.u[rows] * np.asarray(loc0)[:, None]
                 + self.v[rows] * np.asarray(loc1)[:, None])
+
+
+_FRAMES: weakref.WeakKeyDictionary[Detector, SurfaceFrames] = weakref.WeakKeyDictionary()
+
+
+def surface_frames(detector: Detector) -> SurfaceFrames:
+    """The module frames of ``detector`` (built once per detector: about a second)."""
+    frames = _FRAMES.get(detector)
+    if frames is None:
+        frames = _FRAMES[detector] = SurfaceFrames(detector)
+    return frames

@@ -14,29 +14,18 @@ own settings for the generic detector, unchanged; they are listed with their sou
 - Kalman fitter (our finder's tracks): the defaults of ``addKalmanTracks`` in the wheel's
   ``acts/examples/reconstruction.py``.
 
-Two things of ours, applied to both finders alike: the digitization's resolution of a hit
-read from a file (pitch / sqrt(12), the same as the smearing digitization that made it) and
-the track selection after the fit (:data:`COMMON_SELECTION`).
+Two things of ours, applied to both finders alike: the resolution of a hit read from a file
+(pitch / sqrt(12), the smearing digitization of :mod:`exatrkx.sim.geometry` that made it)
+and the track selection after the fit (:data:`COMMON_SELECTION`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Sub-detector of each volume id of the generic detector.
-SUBDETECTORS: dict[int, str] = {7: "pixel", 8: "pixel", 9: "pixel",
-                                12: "short_strip", 13: "short_strip", 14: "short_strip",
-                                16: "long_strip", 17: "long_strip", 18: "long_strip"}
-#: Readout pitch (local 0, local 1) in mm of each sub-detector; a hit's resolution is
-#: pitch / sqrt(12) along each axis (ACTS' generic-digi-smearing-config.json).
-PITCH_MM: dict[str, tuple[float, float]] = {"pixel": (0.050, 0.050),
-                                            "short_strip": (0.080, 1.2),
-                                            "long_strip": (0.120, 10.8)}
-#: Pixel volumes (seeding and the CKF's pixel holes).
-PIXEL_VOLUMES: tuple[int, ...] = (7, 8, 9)
-#: Every volume with sensitive modules, in geometry-id order.
-VOLUMES: tuple[int, ...] = tuple(sorted(SUBDETECTORS))
-
+#: Every volume of the generic detector with sensitive modules, in geometry-id order (pixels
+#: 7-9, short strips 12-14, long strips 16-18; :data:`exatrkx.sim.geometry.SUBDETECTORS`).
+VOLUMES: tuple[int, ...] = (7, 8, 9, 12, 13, 14, 16, 17, 18)
 #: (volume, layer) pairs of the seeding spacepoints: the pixel barrel and the four
 #: innermost disks of each pixel endcap (generic-seeding-config.json).
 SEEDING_LAYERS: tuple[tuple[int, int], ...] = (
