@@ -188,5 +188,6 @@ def test_the_ckf_misses_displaced_tracks(truth_run: dict) -> None:
 
 def test_blocks_are_timed_per_event(truth_run: dict) -> None:
     parts = truth_run["prompt"]["gnn"]["ms_parts"]
-    assert {"spacepoints", "fit", "request_ms", "labels_ms", "prototracks_ms"} <= set(parts)
+    assert {"spacepoints", "fit", "features_ms", "labels_ms", "index_ms",
+            "prototracks_ms"} <= set(parts)
     assert all(np.isfinite(v) and v >= 0 for v in parts.values())

@@ -140,14 +140,11 @@ def execute_chain(sources: Sequence[Path], runners: Mapping[str, LabelRunner], c
         run.results.append(result)
 
     with tempfile.TemporaryDirectory(prefix="exatrkx-chain-") as tmp, acts_output_to_stderr():
-        sequencer, finders = build_sequencer(detector, ledger, dict(runners), ckf, collect, tmp)
+        sequencer, _ = build_sequencer(detector, ledger, dict(runners), ckf, collect, tmp)
         try:
             sequencer.run()
         except RuntimeError as exc:  # an ACTS algorithm failed: the sequencer stops
             run.acts_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        finally:
-            for finder in finders:
-                finder.close()
     return run
 
 

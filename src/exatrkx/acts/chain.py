@@ -334,7 +334,7 @@ def build_sequencer(detector: Detector, ledger: EventLedger,
             and fits would flood the log; the counters replace them).
 
     Returns:
-        The sequencer and our finder algorithms (close them after the run).
+        The sequencer and our finder algorithms.
     """
     s = acts.examples.Sequencer(events=len(ledger.sources), numThreads=1,
                                 logLevel=acts.logging.WARNING, outputDir=output_dir,
