@@ -54,7 +54,7 @@ def test_bad_events_are_one_line_each_and_the_others_run(tmp_path: Path, acts_ev
         assert f"event00000000{n}" in message and words in message, message
         assert "\n" not in message
     s = report.summary
-    assert (s["events"], s["failed"]) == (2, 3)  # event 0 and the empty event 4
+    assert (s["events"], s["failed"], s["empty_events"]) == (2, 3, 1)  # events 0 and 4
     assert [Path(p).name for p in s["unprocessed"]] == [f"event00000000{n}" for n in (1, 2, 3)]
     for name in ("gnn", "ckf"):
         assert s["finders"][name]["events"] == 2

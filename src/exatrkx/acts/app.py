@@ -154,7 +154,8 @@ class ChainReport:
 
     Attributes:
         summary: the JSON-ready summary (``events``, ``finders`` with the contract's keys
-            per finder, ``failed``, ``skipped``, ``unprocessed``, ``option``, ...).
+            per finder, ``failed``, ``skipped``, ``empty_events``, ``unprocessed``,
+            ``option``, ...).
         finders: per finder, :func:`~exatrkx.acts.evaluate.summarize_finder` in full (with
             the binned efficiencies).
         errors: one message per failed event (naming its file), then what was left out.
@@ -287,6 +288,7 @@ def chain_report(run: ChainRun, sources: Sequence[Path], earlier: Mapping[Path, 
     timed = [r for r in results if r.timed]
     report.summary = {
         "events": len(results), "failed": len(failed), "skipped": len(earlier),
+        "empty_events": sum(r.hits == 0 for r in results),
         "unprocessed": [str(ledger.sources[n]) for n in failed],
         "hits_per_event": float(np.mean([r.hits for r in results])) if results else None,
         "read_ms_per_event": float(np.mean([r.read_ms for r in timed])) if timed else None,
@@ -307,6 +309,7 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     """The closing lines: counts, then one table row per finder."""
     lines = [f"{summary['events']} events, {summary['failed']} failed"
+             + (f", {summary['empty_events']} without hits" if summary["empty_events"] else "")
              + (f", {summary['skipped']} from earlier results" if summary["skipped"] else "")]
     head = (f"{'finder':<8}{'eff':>8}{'eff r>10':>10}{'fake':>8}{'dupl':>8}{'pT res':>8}"
             f"{'d0 res':>9}{'fit fail':>9}{'find ms':>9}{'chain ms':>9}")
