@@ -4,6 +4,7 @@ in process" and its radius figure, from a real (short) study against an embedded
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,10 @@ def test_study_with_the_chain(tmp_path: Path, acts_events: Path) -> None:
     assert "## GNN as a service against the CKF in process" in report
     assert "| GNN S5 (whole-pipeline model) |" in report and "| CKF (ACTS, in process) |" in report
     assert "ckf_tracks.py @64e6463" in report  # the CKF settings' sources
+    for line in report.splitlines():  # |eta| in a cell must not split it
+        if line.startswith(("| GNN S", "| CKF (ACTS", "| CKF track selector")):
+            cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+            assert len(cells) == (3 if "selector" in line else 11), line
     assert "(chain_efficiency_vs_radius.png)" in report
     assert (out / "chain_efficiency_vs_radius.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "ACTS chain, 4 events" in proc.stdout

@@ -241,8 +241,8 @@ def _chain_section(chain: Mapping[str, Any], plot: str | None) -> list[str]:
           "spacepoints, the request, proto-tracks; the CKF: seeding, CKF, ambiguity "
           "resolution), *chain* = finding + fit + selection. Each event passes the four "
           "finders in turn, so they share the machine's load.", ""]
-    md += _table(["finder", "efficiency", "r > 10 mm", "|eta| < 3", "fake", "duplicate",
-                  "pT res.", "d0 res. mm", "fit failures", "finding ms", "chain ms"],
+    md += _table(["finder", "efficiency", "r > 10 mm", r"\|eta\| < 3", "fake", "duplicate",
+                  "pT res. (rel.)", "d0 res. mm", "fit failures", "finding ms", "chain ms"],
                  [[r["finder"], _f(r["track_efficiency"], 4),
                    _f(r["track_efficiency_displaced"], 4),
                    _f(r["track_efficiency_abs_eta_lt_3"], 4), _f(r["fake_rate"], 4),
@@ -261,7 +261,8 @@ def _chain_section(chain: Mapping[str, Any], plot: str | None) -> list[str]:
                "Efficiency against the particle's production radius: our finder (the same "
                "tracks through any option) and the CKF; bars are binomial errors.", ""]
     md += ["CKF settings, as ACTS sets them for the generic detector (acts-project/acts):", ""]
-    md += _table(["what", "value", "source"], [list(r) for r in SOURCES])
+    md += _table(["what", "value", "source"],
+                 [[c.replace("|", "\\|") for c in r] for r in SOURCES])  # |eta| in a cell
     return md
 
 
