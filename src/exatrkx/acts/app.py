@@ -246,7 +246,7 @@ def run_chain(events: str | Path, finders: str | Sequence[str] = FINDERS,
     if plots is not None and report.summary["events"]:
         path = plot_efficiency_comparison(
             report.finders, Path(plots) / "efficiency_vs_radius.png",
-            title=f"{report.summary['events']} events: {events}")
+            title=f"{report.summary['events']} events of {Path(events).name}")
         report.summary["plots"] = [str(path)]
     return report
 

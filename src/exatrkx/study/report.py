@@ -65,7 +65,7 @@ def write_report(result: StudyResult, out: Path) -> dict[str, Any]:
         plot_efficiency_comparison(
             {"GNN (options 0, 4, 5)": finders[finder_name(CHAIN_OPTIONS[0])],
              "CKF": finders[CKF_NAME]}, out / plots["chain_radius"],
-            title=f"{result.chain.summary['events']} events: {result.chain.events}")
+            title=f"{result.chain.summary['events']} events of {Path(result.chain.events).name}")
     if result.simulation is not None:
         plots["simulation"] = "simulation.png"
         plot_comparison(result.simulation.real, result.simulation.simulated,
