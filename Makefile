@@ -20,8 +20,13 @@ $(PERF_STAMP): $(STAMP) scripts/install_perf_analyzer.sh
 	@bash scripts/install_perf_analyzer.sh $(VENV)/perf_analyzer $(PY)
 	@touch $(PERF_STAMP)
 
+# ACTS-simulated events with truth for the study's chain phase (our finder against ACTS' CKF):
+# used when the folder holds TrackML events, e.g. `make run CHAIN_EVENTS=../events/hnl-eval`
+CHAIN_EVENTS ?= chain-events
+
 run: install
-	$(VENV)/bin/exatrkx study --out study-out
+	$(VENV)/bin/exatrkx study --out study-out \
+	  $(if $(wildcard $(CHAIN_EVENTS)/*-truth.csv),--chain-events $(CHAIN_EVENTS))
 
 test: install
 	$(PY) -m pytest -q
