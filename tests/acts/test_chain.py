@@ -22,6 +22,7 @@ def test_our_ckf_is_acts_ckf(tmp_path: Path, acts_detector: Any) -> None:
     """Our CKF block (ACTS' building blocks with ckf_tracks.py's settings, no truth matchers)
     gives exactly the tracks of ACTS' own helpers addSeeding + addCKFTracks +
     addAmbiguityResolution with the same settings, on the same simulated events."""
+    import acts
     import acts.examples
     from acts.examples.reconstruction import (
         AmbiguityResolutionConfig,
@@ -46,7 +47,6 @@ def test_our_ckf_is_acts_ckf(tmp_path: Path, acts_detector: Any) -> None:
         addParticleGun,
     )
 
-    import acts
     from exatrkx.sim.geometry import write_digitization_config
 
     u = acts.UnitConstants

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import acts
 import acts.examples
 import numpy as np
 from acts.examples.reconstruction import (
@@ -42,7 +43,6 @@ from acts.examples.reconstruction import (
     trackSelectorDefaultKWArgs,
 )
 
-import acts
 from exatrkx.acts.detector import Detector, surface_frames
 from exatrkx.acts.finder import GnnTrackFinder, LabelRunner
 from exatrkx.acts.ledger import EventLedger

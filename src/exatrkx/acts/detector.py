@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import weakref
 
+import acts
 import numpy as np
 
-import acts
 from exatrkx.sim.geometry import PITCH, SUBDETECTORS, Detector, join_geometry_id
 
 __all__ = ["Detector", "SurfaceFrames", "surface_frames"]

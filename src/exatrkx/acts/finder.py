@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+import acts
 import acts.examples
 import numpy as np
 
-import acts
 from exatrkx.acts.ledger import EventLedger
 from exatrkx.acts.settings import MIN_PROTO_TRACK_HITS
 from exatrkx.core.features import features_from_xyz

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import acts
 import acts.examples
 import acts.examples.json
 import numpy as np
 
-import acts
 from exatrkx.sim.geometry import SUBDETECTORS, Detector, write_digitization_config
 from exatrkx.sim.particles import pack_barcode
 

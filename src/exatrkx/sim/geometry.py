@@ -24,11 +24,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import acts
 import acts.examples
 import numpy as np
 import pandas as pd
 
-import acts
 from exatrkx.constants import B_FIELD_T
 
 #: Sub-detector of each volume id.
