@@ -83,14 +83,14 @@ class TrainConfig:
     pileup: float = 0.0
     embed_epochs: int = 12
     filter_epochs: int = 16
-    gnn_epochs: int = 40
+    gnn_epochs: int = 60
     lr: float = 3e-3
     margin: float = 0.1
     random_negatives: int = 4
     hard_negatives: int = 8
     embed_pt: float = 0.5
     edge_pt: float = 0.0
-    signal_weight: float = 1.0
+    signal_weight: float = 4.0
     signal_pt: float = 1.0
     target_build_efficiency: float = 0.997
     target_filter_efficiency: float = 0.995

@@ -28,7 +28,7 @@ def test_names_resolve_to_shipped_sets(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr("exatrkx.core.models.default_weights_dir", lambda: shipped)
     assert resolve_weights("pu200") == shipped / "pu200"
     assert shipped_weight_sets() == ["default", "pu200"]
-    _nets, loaded = load_models("pu200")
+    _, loaded = load_models("pu200")
     assert loaded.max_neighbours == 4
     folder = tmp_path / "pu200"  # a folder of that name in the working directory wins
     save_models(build_models(cfg), cfg, folder)

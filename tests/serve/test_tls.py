@@ -5,16 +5,20 @@ never a hang. The certificates are made by the tests (``pki`` fixture)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from exatrkx.cli import app
 from exatrkx.errors import InputError, ServerUnavailable
 from exatrkx.serve import ServerConfig, TritonServer, free_ports
 from exatrkx.serve.repository import write_floor_repository
@@ -200,7 +204,8 @@ def test_cli_tls_failures_are_one_line_exit_3(tls_server: TritonServer, pki: Pat
 
 def test_the_pipeline_over_mutual_tls(repository: Path, weights_dir: Path, pki: Path,
                                       feature_file: Path, events: list[np.ndarray],
-                                      server_config: Callable[..., ServerConfig]) -> None:
+                                      server_config: Callable[..., ServerConfig],
+                                      acts_events: Path, acts_detector: Any) -> None:
     tls = ServerTls(pki / "server.crt", pki / "server.key", pki / "ca.crt")
     client = ClientTls(pki / "ca.crt", pki / "client.crt", pki / "client.key")
     with make_runner(0, weights_dir=weights_dir) as local:
@@ -222,6 +227,20 @@ def test_the_pipeline_over_mutual_tls(repository: Path, weights_dir: Path, pki: 
         res = reconstruct_cli(srv.grpc_url, feature_file, *certs[:2])
         assert res.returncode == 3 and "expects a client certificate" in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
+        # the ACTS chain: our finder through option 5 over mutual TLS finds option 0's tracks
+        from exatrkx.acts.app import run_chain
+
+        local = run_chain(acts_events, "gnn", 0, weights_dir=weights_dir,
+                          detector=acts_detector)
+        chain = ["chain", "--events", str(acts_events), "--finders", "gnn", "--option", "5",
+                 "--url", srv.grpc_url, "--json"]
+        res = CliRunner().invoke(app, [*chain, *certs])
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.output.strip().splitlines()[-1])
+        assert summary["events"] == local.summary["events"] == 4
+        assert summary["finders"]["gnn"]["counts"] == local.summary["finders"]["gnn"]["counts"]
+        res = CliRunner().invoke(app, [*chain, *certs[:2]])
+        assert res.exit_code == 3 and "expects a client certificate" in res.output
 
 
 def test_serve_command_with_tls(floor: Path, pki: Path) -> None:

@@ -91,7 +91,7 @@ def test_cli_tls_options(pki: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="needs TLS"):
         client_tls(tls_server_name="localhost")
     runner = CliRunner()
-    for command in ("reconstruct", "study"):
+    for command in ("reconstruct", "study", "chain"):
         help_text = runner.invoke(app, [command, "--help"], terminal_width=200).output
         for option in ("--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"):
             assert option in help_text, (command, option)

@@ -14,6 +14,7 @@ from exatrkx.contract import (
     Option,
 )
 from exatrkx.service.stats import ModelStats, stats_delta
+from exatrkx.study.chain import chain_summary
 from exatrkx.study.network import network_rows
 from exatrkx.study.resources import ASSUMPTIONS, DEFAULT_RATES, UTILISATION, Basis, estimate
 from exatrkx.study.results import FLOOR_ROWS, OptionRun, ScanPoint, StudyResult
@@ -215,5 +216,6 @@ def summarize(result: StudyResult) -> dict[str, Any]:
         "network": network_rows(result.network),
         "servers": servers_rows(result.servers),
         "prometheus": result.prometheus,
+        "chain": chain_summary(result.chain) if result.chain is not None else None,
         "simulation": result.simulation.summary if result.simulation is not None else None,
     }

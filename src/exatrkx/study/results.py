@@ -173,4 +173,5 @@ class StudyResult:
     network: list[Any] = field(default_factory=list)
     servers: list[Any] = field(default_factory=list)
     prometheus: dict[str, Any] = field(default_factory=dict)
+    chain: Any = None  # exatrkx.study.chain.ChainPhase when the chain phase ran
     simulation: SimulationCheck | None = None

@@ -9,6 +9,8 @@
 4. server scan: the remote options with 1 or 2 instances per model and with dynamic
    batching, each setting on a freshly started server (embedded server only);
 5. perf_analyzer against the whole-event models;
+   the chain phase (``chain_events`` given): our finder through options 0, 4, 5 inside ACTS
+   against ACTS' CKF, on the main server (:mod:`exatrkx.study.chain`);
 6. multi-server scan (``servers`` given, embedded server only): options 4 and 5 over 1..N
    servers balanced by the client, against one server with N instances.
 """
@@ -29,6 +31,7 @@ from exatrkx.contract import Option
 from exatrkx.core.allocator import tune_allocator
 from exatrkx.io import Event
 from exatrkx.serve.repository import BATCHED_MODELS
+from exatrkx.study.chain import run_chain_phase
 from exatrkx.study.config import (
     NETWORK_OPTIONS,
     SCALEOUT_OPTIONS,
@@ -129,6 +132,10 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
                 result.perf = run_perf(endpoint, events, cfg, scratch)
             else:
                 result.perf = PerfRun(False, "perf_analyzer skipped (--no-perf-analyzer)")
+            if cfg.chain_events is not None:
+                note(f"study: the ACTS chain on {cfg.chain_events} (options 0, 4, 5 and the "
+                     "CKF)")
+                result.chain = run_chain_phase(cfg.chain_events, endpoint, weights, cfg.threads)
         # the main server is stopped before a scan server starts (they would share the cores)
         for instances, batching in server_variants(cfg)[1:] if cfg.embedded else []:
             note(f"study: server with {instances} instance(s) per model, dynamic batching "
