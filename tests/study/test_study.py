@@ -19,6 +19,7 @@ from exatrkx.cli import app
 from exatrkx.config import PipelineConfig
 from exatrkx.core.models import build_models, save_models
 from exatrkx.errors import InputError
+from exatrkx.serve.repository import DEFAULT_BATCHING, DEFAULT_INSTANCES
 from exatrkx.service.stats import add_delta
 from exatrkx.study.analysis import OVERHEAD, overhead
 from exatrkx.study.config import StudyConfig, parse_int_list, parse_protocols, quick_config
@@ -26,7 +27,7 @@ from exatrkx.study.interrupt import signals_as_interrupt
 from exatrkx.study.report import CSV_COLUMNS
 from exatrkx.study.resources import Basis, estimate
 from exatrkx.study.results import OptionRun
-from exatrkx.study.runner import server_variants
+from exatrkx.study.runner import main_setting, server_variants
 from exatrkx.util.timing import TimedRun
 
 PLOTS = ("stages.png", "throughput_concurrency.png", "latency.png", "transports.png",
@@ -55,8 +56,16 @@ def test_config_checks_and_quick_settings(tmp_path: Path) -> None:
         StudyConfig(concurrency=(0,))
     cfg = quick_config(options=(4,))
     assert cfg.timed_options == (0, 4) and cfg.n_events == 10 and cfg.repeats == 1
-    assert server_variants(StudyConfig()) == [(1, False), (2, False), (1, True)]
-    assert server_variants(cfg) == [(1, False)]
+    main = main_setting(StudyConfig())
+    assert main == (DEFAULT_INSTANCES, DEFAULT_BATCHING)
+    variants = server_variants(StudyConfig())
+    assert variants[0] == main and len(variants) == len(set(variants)) == 4
+    assert set(variants) == {(1, False), (1, True), (2, False), (2, True)}
+    assert server_variants(cfg) == [main]
+    assert server_variants(StudyConfig(main_instances=3, main_batching=False,
+                                       instances=(1,))) == [(3, False), (3, True), (1, False),
+                                                            (1, True)]
+    assert StudyConfig().concurrency == (1, 2, 4, 8, 16)
 
 
 @pytest.mark.parametrize("args", [["--options", "0,7"], ["--concurrency", "1,two"],
@@ -168,31 +177,46 @@ def test_quick_study_end_to_end(tmp_path: Path, random_weights: Path) -> None:
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["identical_labels"] is True
     assert set(summary["options"]) == {"0", "1", "2", "3", "4", "5"}
-    for opt in summary["options"].values():
+    for key, opt in summary["options"].items():
         assert opt["ms_per_event"] > 0
         assert isinstance(opt["stages_ms"], dict) and opt["stages_ms"]
         assert opt["latency_p50_ms"] > 0 and opt["latency_p95_ms"] >= opt["latency_p50_ms"]
         assert sum(opt["overhead_ms"].values()) == pytest.approx(opt["ms_per_event"],
                                                                  rel=1e-6)
+        paired = opt["paired_overhead_ms"]
+        assert set(paired) == {"median", "lo", "hi"}
+        assert paired["lo"] <= paired["median"] <= paired["hi"]
+        if key == "0":
+            assert paired == {"median": 0.0, "lo": 0.0, "hi": 0.0}
     assert set(summary["options"]["3"]["stages_ms"]) == {"embed", "build", "filter", "gnn",
                                                          "label"}
     assert set(summary["options"]["4"]["server_ms"]) == {"embed", "build", "filter", "gnn",
                                                          "label"}
-    assert summary["floor"]["hop_ms"] > 0 and summary["floor"]["ensemble5_ms"] > 0
+    floor = summary["floor"]
+    for key in ("hop_ms", "ensemble5_ms", "touch_hop_ms", "touch_ensemble5_ms"):
+        assert floor[key] > 0, key
     assert set(summary["concurrency"]) == {"0", "4", "5"}
-    assert all(set(levels) == {"1", "2"} and levels["1"]["throughput_eps"] > 0
+    assert all(set(levels) == {"1", "2", "8"} and levels["1"]["throughput_eps"] > 0
                for levels in summary["concurrency"].values())
+    best = summary["best_served"]
+    assert set(best) == {"option", "instances", "batching", "throughput_eps_8"}
+    assert best["option"] in (4, 5) and best["throughput_eps_8"] > 0
+    assert best["throughput_eps_8"] == max(
+        r["throughput_eps"] for r in summary["server_scan"]
+        if r["option"] in (4, 5) and r["concurrency"] == 8)
+    assert {t["name"].split()[0] for t in summary["targets"]} >= {"best", "S4", "S5"}
     assert summary["transports"] == ["grpc", "http", "shm"]
     perf = summary["perf_analyzer"]
     assert perf["rows"] or perf["reason"]
     assert len(summary["resources"]["table"]) == 4
     assert "S0 in process" in stdout  # the plain-text table
+    assert "indicative" in stdout
 
     report = (out / "report.md").read_text()
-    for section in ("## Service options", "## Transports", "## Concurrency",
-                    "## Model instances and dynamic batching", "## perf_analyzer",
-                    "## Resource estimate"):
+    for section in ("## Service options", "### Floors", "### Targets", "## Transports",
+                    "## Throughput scan", "## perf_analyzer", "## Resource estimate"):
         assert section in report
+    assert "indicative" in report
     for png in PLOTS:
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({png})" in report
@@ -200,8 +224,8 @@ def test_quick_study_end_to_end(tmp_path: Path, random_weights: Path) -> None:
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == CSV_COLUMNS
     main = [r for r in rows if r["phase"] == "main"]
-    assert len(main) == 3 * (6 + 2) * summary["events"]  # transports x (options + floor)
-    assert {r["phase"] for r in rows} == {"main", "concurrency", "server"}
+    assert len(main) == 3 * (6 + 4) * summary["events"]  # transports x (options + floors)
+    assert {r["phase"] for r in rows} == {"main", "scan"}
     assert not _stubs(str(scratch))
 
 

@@ -17,11 +17,14 @@ from exatrkx.study.results import Endpoint
 
 @contextlib.contextmanager
 def embedded_server(weights: Path | None, scratch: Path, instances: int, batching: bool,
-                    threads: int) -> Iterator[Endpoint]:
-    """Write a repository and run Triton on free ports; stopped (stubs included) on exit."""
+                    threads: int, floors: bool = False) -> Iterator[Endpoint]:
+    """Write a repository and run Triton on free ports; stopped (stubs included) on exit.
+
+    The other settings are the repository's defaults; ``floors`` adds the floor models."""
     settings = RepositoryConfig(instances=instances, dynamic_batching=batching,
-                                torch_threads=threads, libtorch_variant=False)
-    repo = write_repository(scratch / f"models-{instances}-{int(batching)}", weights, settings)
+                                torch_threads=threads, libtorch_variant=False, floors=floors)
+    repo = write_repository(scratch / f"models-{instances}-{int(batching)}-{int(floors)}",
+                            weights, settings)
     # control APIs open: perf_analyzer cannot send the key over gRPC (loopback server)
     config = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=300,
                           exit_timeout=2, restricted=())
