@@ -104,7 +104,7 @@ DEFAULT_QUEUE_DELAY_US = 0
 DEFAULT_MAX_BATCH_EVENTS = 16
 #: Hits per forward pass at most, by device: on CPU a larger joined graph falls out of the
 #: caches and runs slower per event (measured: ``benchmarks/bench_batching.py``).
-DEFAULT_FORWARD_HITS: dict[str, int] = {"cpu": 4096, "cuda": 262_144}
+DEFAULT_FORWARD_HITS: dict[str, int] = {"cpu": 2048, "cuda": 262_144}
 
 
 @dataclass(frozen=True)
