@@ -150,6 +150,27 @@ def test_settings_instances_batching_and_validation(tmp_path: Path, weights_dir:
     assert RepositoryConfig(device="cuda").forward_hits > RepositoryConfig().forward_hits
 
 
+def test_a_gpu_repository_puts_the_models_on_the_gpu_and_the_floors_on_the_cpu(
+        tmp_path: Path, weights_dir: Path) -> None:
+    """The design holds for KIND_GPU instances: the same batching, inputs left on the GPU
+    (the adapters join events there); the numpy-only floors stay on the CPU."""
+    cfgs = configs(write_repository(tmp_path / "g", weights_dir, device="cuda",
+                                    libtorch_variant=False))
+    gpu, cpu = mc.ModelInstanceGroup.Kind.KIND_GPU, mc.ModelInstanceGroup.Kind.KIND_CPU
+    for name, cfg in cfgs.items():
+        if cfg.platform == "ensemble":
+            continue
+        floor = MODELS[name].kind.startswith("floor")
+        assert cfg.instance_group[0].kind == (cpu if floor else gpu), name
+        forced = cfg.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value \
+            if "FORCE_CPU_ONLY_INPUT_TENSORS" in cfg.parameters else "yes"
+        assert forced == ("yes" if floor else "no"), name
+        assert cfg.HasField("dynamic_batching")
+        settings = json.loads(cfg.parameters[CONFIG_PARAMETER].string_value)
+        assert settings["device"] == "cuda"
+        assert settings["batch_max_hits"] == RepositoryConfig(device="cuda").forward_hits
+
+
 def test_repository_models_lists_folders(repository: Path) -> None:
     assert repository_models(repository) == ALL_MODELS
 

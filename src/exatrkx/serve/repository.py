@@ -188,10 +188,16 @@ def _io(cfg: mc.ModelConfig, model: str, embed_dim: int) -> None:
         _tensor(cfg.output.add(), name, embed_dim)
 
 
+def _on_gpu(name: str, settings: RepositoryConfig) -> bool:
+    """Whether ``name`` runs on the GPU: every model of a ``cuda`` repository but the floor
+    models (numpy only: they take and give CPU tensors on every host)."""
+    return settings.device == "cuda" and name not in FLOOR_MODEL_NAMES
+
+
 def _instances(cfg: mc.ModelConfig, name: str, settings: RepositoryConfig) -> None:
     group = cfg.instance_group.add()
     group.count = settings.count(name)
-    group.kind = (mc.ModelInstanceGroup.Kind.KIND_GPU if settings.device == "cuda"
+    group.kind = (mc.ModelInstanceGroup.Kind.KIND_GPU if _on_gpu(name, settings)
                   else mc.ModelInstanceGroup.Kind.KIND_CPU)
 
 
@@ -208,7 +214,7 @@ def python_model_config(name: str, embed_dim: int, settings: RepositoryConfig,
         cfg.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
         cfg.dynamic_batching.preferred_batch_size.extend(settings.preferred_batch_sizes)
     cfg.parameters[CONFIG_PARAMETER].string_value = json.dumps(adapter_config, sort_keys=True)
-    if settings.device == "cuda":
+    if _on_gpu(name, settings):  # inputs may stay on the GPU: the adapters join them there
         cfg.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value = "no"
     return cfg
 
