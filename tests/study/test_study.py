@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -26,7 +27,7 @@ from exatrkx.study.config import StudyConfig, parse_int_list, parse_protocols, q
 from exatrkx.study.interrupt import signals_as_interrupt
 from exatrkx.study.report import CSV_COLUMNS
 from exatrkx.study.resources import Basis, estimate
-from exatrkx.study.results import OptionRun
+from exatrkx.study.results import OptionRun, ScanPoint, StudyResult
 from exatrkx.study.runner import main_setting, server_variants
 from exatrkx.util.timing import TimedRun
 
@@ -253,3 +254,48 @@ def test_interrupt_stops_the_embedded_server(tmp_path: Path, random_weights: Pat
     while _stubs(str(scratch)) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _stubs(str(scratch))
+
+
+def _point(option: int, conc: int, inst: int, batching: bool, passes: list[float]
+           ) -> ScanPoint:
+    from exatrkx.contract import Option
+
+    return ScanPoint("scan", Option(option), "grpc", conc, inst, batching,
+                     passes_eps=list(passes))
+
+
+def test_best_served_and_the_targets_follow_the_measurements() -> None:
+    from exatrkx.study.analysis import best_served, paired_overheads, targets
+
+    scan = [_point(0, 8, 1, True, [80, 82, 81]), _point(4, 8, 1, True, [70, 71, 60]),
+            _point(5, 8, 1, True, [75, 76, 74]), _point(0, 8, 2, False, [90, 90, 90]),
+            _point(5, 8, 2, False, [78, 77, 79]), _point(5, 1, 2, False, [99, 99, 99])]
+    best = best_served(scan)
+    assert best is not None and (best.option, best.instances, best.batching) == (5, 2, False)
+    assert best.throughput_eps == 78  # the median of the passes, at 8 in flight
+    result = StudyResult(StudyConfig(), server_scan=scan)
+    main = {key: OptionRun() for key in ("0", "3", "4", "5")}
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        for _ in range(3):
+            base = 20 + rng.uniform(0, 10)  # the load of that moment, shared by all
+            main["0"].add(i, base)
+            main["3"].add(i, base + 5.0)
+            main["4"].add(i, base + 3.0)
+            main["5"].add(i, base + 1.0)
+    paired = paired_overheads(main, 60)
+    assert paired["5"] == pytest.approx([1.0] * 60)
+    floors = {"touch_hop": [0.9] * 60, "touch_ensemble5": [2.0] * 60}
+    found = targets(result, paired, floors)
+
+    def target(prefix: str) -> dict:
+        return next(t for t in found if t["name"].startswith(prefix))
+
+    assert len(found) == 4
+    assert target("best")["median"] == pytest.approx(78 / 90)  # beside its own option 0
+    assert target("best")["met"] is False
+    assert target("S5 paired")["median"] == pytest.approx(1.0 / 0.9)
+    assert target("S5 paired")["met"]
+    assert target("S4 paired")["median"] == pytest.approx(1.5)
+    assert not target("S4 paired")["met"] and target("S4 paired")["conclusive"]
+    assert target("S4 - S3")["median"] == pytest.approx(-2.0) and target("S4 - S3")["met"]
