@@ -116,11 +116,13 @@ def overhead(key: str, run: OptionRun) -> dict[str, float]:
 
 
 def scan_row(p: ScanPoint) -> dict[str, Any]:
-    """One throughput point as a table row (the timed-run fields of :class:`TimedRun`)."""
+    """One throughput point as a table row (the timed-run fields of :class:`TimedRun`;
+    ``throughput_eps`` is the median over the passes)."""
     remote = OPTIONS[p.option].remote
     return {"option": int(p.option), "transport": p.transport, "concurrency": p.concurrency,
             "instances": p.instances, "dynamic_batching": p.batching,
             **{k: v for k, v in p.timed.summary().items() if k != "failures"},
+            "throughput_eps": p.throughput_eps,
             "server_cpu_ms_per_event": (p.cpu_server_s * 1e3 / max(p.events, 1) if remote
                                         else 0.0),
             "client_cpu_ms_per_event": p.cpu_client_s * 1e3 / max(p.events, 1),
