@@ -10,7 +10,8 @@
    (the study's scan: points interleaved per pass); events/s (median of passes), the ratio
    to option 0 at the same level in the same block, and the median latency at 1 in flight
    (what a queue delay costs a lone event). Settings: batching off, on with queue delays
-   0 / 500 / 2000 us, on with preferred batch sizes 4, 8, and the instance counts given.
+   0 / 500 / 2000 us, on with preferred batch sizes 4, 8, and the instance counts given
+   (``--settings``; ``--max-hits 200000 --events <pileup 200 events>`` for pileup).
 
 Prints the machine's load before and after each part; compare settings only within a run.
 
@@ -31,7 +32,7 @@ from typing import Any
 
 import torch
 
-from exatrkx.contract import Option
+from exatrkx.contract import DEFAULT_MAX_HITS, Option
 from exatrkx.core.allocator import tune_allocator
 from exatrkx.core.batch import sub_batches
 from exatrkx.core.pipeline import load_pipeline
@@ -45,14 +46,14 @@ from exatrkx.study.servers import embedded_server
 #: Forward-pass budgets in hits (1: one event at a time; a huge one: every event at once).
 BUDGETS = (1, 2048, 4096, 8192, 16384, 1 << 40)
 #: Server settings of the served part: (name, instances, batching, overrides).
-SETTINGS: list[tuple[str, bool, dict[str, Any]]] = [
-    ("batching off", False, {}),
-    ("batching on, delay 0", True, {"max_queue_delay_us": 0}),
-    ("batching on, delay 500 us", True, {"max_queue_delay_us": 500}),
-    ("batching on, delay 2000 us", True, {"max_queue_delay_us": 2000}),
-    ("batching on, delay 0, preferred 4,8", True, {"max_queue_delay_us": 0,
-                                                    "preferred_batch_sizes": (4, 8)}),
-]
+SETTINGS: dict[str, tuple[str, bool, dict[str, Any]]] = {
+    "off": ("batching off", False, {}),
+    "on": ("batching on, delay 0", True, {"max_queue_delay_us": 0}),
+    "delay500": ("batching on, delay 500 us", True, {"max_queue_delay_us": 500}),
+    "delay2000": ("batching on, delay 2000 us", True, {"max_queue_delay_us": 2000}),
+    "preferred": ("batching on, delay 0, preferred 4,8", True,
+                  {"max_queue_delay_us": 0, "preferred_batch_sizes": (4, 8)}),
+}
 
 
 def load() -> str:
@@ -80,17 +81,19 @@ def forward(events: list[torch.Tensor], passes: int) -> None:
         print(f"{name:>24}{len(sub_batches(sizes, budget)):>8}{med:>12.3f}{med / base:>18.2f}")
 
 
-def served(events: list[Any], passes: int, instances: list[int], levels: list[int]) -> None:
+def served(events: list[Any], passes: int, instances: list[int], levels: list[int],
+           settings: list[str], max_hits: int) -> None:
     cfg = StudyConfig(repeats=passes, warmup=3, progress=False)
     reference = reference_labels(events, None, 3)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-batching-") as tmp:
         for inst in instances:
-            for name, batching, overrides in SETTINGS:
+            for name, batching, overrides in (SETTINGS[k] for k in settings):
                 if inst > 1 and overrides.get("max_queue_delay_us", 0) > 0:
                     continue  # the delays are compared on one instance
                 print(f"[{inst} instance(s), {name}: {load()}]", file=sys.stderr)
-                with embedded_server(None, Path(tmp), inst, batching, 1, **overrides) as ep:
+                with embedded_server(None, Path(tmp), inst, batching, 1, max_hits=max_hits,
+                                     **overrides) as ep:
                     points = run_scan(ep, "grpc", [Option(0), Option(4), Option(5)], levels,
                                       events, reference, cfg, None, [])
                 local = {p.concurrency: p.throughput_eps for p in points if p.option == 0}
@@ -115,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--instances", default="1")
     parser.add_argument("--levels", default="1,8,16")
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help=f"server settings of the served part ({', '.join(SETTINGS)})")
+    parser.add_argument("--max-hits", type=int, default=DEFAULT_MAX_HITS,
+                        help="the servers' limit of hits per event (pileup 200: 200000)")
     args = parser.parse_args(argv)
     source = args.events or hnl_events_dir()
     if source is None:
@@ -128,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         forward([torch.from_numpy(ev.features) for ev in events], args.passes)
     if "served" in parts:
         served(events, args.passes, [int(i) for i in args.instances.split(",")],
-               [int(c) for c in args.levels.split(",")])
+               [int(c) for c in args.levels.split(",")], args.settings.split(","),
+               args.max_hits)
     return 0
 
 
