@@ -16,7 +16,7 @@ from exatrkx.constants import B_FIELD_T
 from exatrkx.errors import InputError
 
 Activation = Literal["tanh", "relu"]
-LabelMethod = Literal["best_outer", "best_inner", "components"]
+LabelMethod = Literal["best_outer", "best_inner", "best_both", "components"]
 FrnnBackend = Literal["auto", "kdtree", "torch"]
 
 #: The label methods (see :mod:`exatrkx.core.stages.label`).
@@ -152,8 +152,8 @@ class PipelineConfig:
         filter_cut: keep edges whose filter score (sigmoid) is above this.
         gnn_cut: keep edges whose GNN score (sigmoid) is above this for labelling.
         label_method: ``"best_outer"``, ``"best_inner"`` (every hit keeps its best edge
-            outwards / inwards, then connected components) or ``"components"``; see
-            :mod:`exatrkx.core.stages.label`.
+            outwards / inwards, then connected components), ``"best_both"`` (both) or
+            ``"components"``; see :mod:`exatrkx.core.stages.label`.
         selection: which labelled tracks are reported (minimum fitted pT).
     """
 

@@ -68,6 +68,8 @@ class TrainConfig:
             (GeV): low-pT loopers do not pull the metric out of shape.
         edge_pt: the filter and the GNN learn the edges of particles above this pT (GeV) as
             true and those of slower particles as false (0 = every particle's edges true).
+        signal_weight: weight in the filter and GNN losses of the true edges of particles
+            above ``signal_pt`` (the ones the efficiency counts), relative to other edges.
         signal_pt: the radius and the filter cut are set on the truth pairs of particles
             above this pT (GeV), the ones the efficiency is judged on.
         target_build_efficiency: fraction of truth pairs the build radius must keep.
@@ -81,13 +83,14 @@ class TrainConfig:
     pileup: float = 0.0
     embed_epochs: int = 12
     filter_epochs: int = 16
-    gnn_epochs: int = 40
+    gnn_epochs: int = 60
     lr: float = 3e-3
     margin: float = 0.1
     random_negatives: int = 4
     hard_negatives: int = 8
     embed_pt: float = 0.5
     edge_pt: float = 0.0
+    signal_weight: float = 4.0
     signal_pt: float = 1.0
     target_build_efficiency: float = 0.997
     target_filter_efficiency: float = 0.995
@@ -232,11 +235,14 @@ def edge_truth(s: Sample, edges: torch.Tensor, min_pt: float) -> torch.Tensor:
 
 
 def _edge_step(net: nn.Module, graphs: list[torch.Tensor], samples: Sequence[Sample],
-               min_pt: float
+               cfg: TrainConfig
                ) -> Callable[[Sample, torch.Tensor, torch.Generator], torch.Tensor | None]:
-    """Class-balanced BCE on each sample's graph (``graphs`` aligned with ``samples``)."""
+    """Class-balanced BCE on each sample's graph (``graphs`` aligned with ``samples``); the
+    true edges of signal particles weigh ``cfg.signal_weight``."""
     index = {id(s): i for i, s in enumerate(samples)}
-    ys = [edge_truth(s, g, min_pt).float() for s, g in zip(samples, graphs, strict=True)]
+    ys = [edge_truth(s, g, cfg.edge_pt).float() for s, g in zip(samples, graphs, strict=True)]
+    ws = [1.0 + (cfg.signal_weight - 1.0) * (y * (s.hit_pt[g[0]] > cfg.signal_pt).float())
+          for s, g, y in zip(samples, graphs, ys, strict=True)]
 
     def step(s: Sample, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
         i = index[id(s)]
@@ -246,7 +252,8 @@ def _edge_step(net: nn.Module, graphs: list[torch.Tensor], samples: Sequence[Sam
         pos = float(y.sum())
         weight = torch.tensor((y.numel() - pos) / max(pos, 1.0)).clamp(1.0, 20.0)
         logits = net(x, edges)
-        return nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=weight)
+        return nn.functional.binary_cross_entropy_with_logits(logits, y, weight=ws[i],
+                                                              pos_weight=weight)
 
     return step
 
@@ -369,7 +376,7 @@ def train(cfg: TrainConfig, base: PipelineConfig | None = None, data: Path | Non
     t = time.perf_counter()
     graphs = build_graphs(nets, pcfg, train_s, filtered=False)
     _epochs(nets.filter, train_s, cfg.filter_epochs, cfg.lr, cfg.seed + 2,
-            _edge_step(nets.filter, graphs, train_s, cfg.edge_pt), log, "filter")
+            _edge_step(nets.filter, graphs, train_s, cfg), log, "filter")
     pcfg = replace(pcfg, filter_cut=choose_filter_cut(nets, pcfg, val_s,
                                                       cfg.target_filter_efficiency))
     seconds["filter"] = time.perf_counter() - t
@@ -378,7 +385,7 @@ def train(cfg: TrainConfig, base: PipelineConfig | None = None, data: Path | Non
     t = time.perf_counter()
     graphs = build_graphs(nets, pcfg, train_s, filtered=True)
     _epochs(nets.gnn, train_s, cfg.gnn_epochs, cfg.lr, cfg.seed + 3,
-            _edge_step(nets.gnn, graphs, train_s, cfg.edge_pt), log, "gnn")
+            _edge_step(nets.gnn, graphs, train_s, cfg), log, "gnn")
     method, cut, metrics = choose_labelling(nets, pcfg, val_ev)
     pcfg = replace(pcfg, gnn_cut=cut, label_method=method)
     seconds["gnn"] = time.perf_counter() - t

@@ -15,9 +15,11 @@ from matplotlib.image import imread
 from exatrkx.core.features import features_from_xyz
 from exatrkx.errors import InputError
 from exatrkx.io import Event
-from exatrkx.physics.display import BARREL_LAYERS, ENDCAP_DISKS, _on_layers, plot_event, plot_tracks
+from exatrkx.physics.display import _layers, _on_layers, plot_event, plot_tracks
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The generic detector's layers as ACTS builds them (what the display draws).
+BARREL_LAYERS, ENDCAP_DISKS = _layers()
 
 
 def helix_event(n_particles: int = 25, n_noise: int = 40, seed: int = 1) -> Event:

@@ -20,6 +20,7 @@ from exatrkx.cli import app
 from exatrkx.config import PipelineConfig
 from exatrkx.core.models import build_models, save_models
 from exatrkx.errors import InputError
+from exatrkx.io.shared import hnl_events_dir
 from exatrkx.serve.repository import DEFAULT_BATCHING, DEFAULT_INSTANCES
 from exatrkx.service.stats import add_delta
 from exatrkx.study.analysis import OVERHEAD, overhead
@@ -212,6 +213,13 @@ def test_quick_study_end_to_end(tmp_path: Path, random_weights: Path) -> None:
     assert len(summary["resources"]["table"]) == 4
     assert "S0 in process" in stdout  # the plain-text table
     assert "indicative" in stdout
+    if hnl_events_dir() is not None:  # real events timed: simulated ones compared with them
+        sim = summary["simulation"]
+        assert sim["events"][sim["reference"]] == sim["events"][sim["other"]] == 10
+        assert 0 <= sim["quantities"]["r"]["ks"] < 0.2
+        assert set(sim["edges_per_hit"]["real"]) == {"build", "filter", "gnn"}
+        assert "## Simulated against real events" in (out / "report.md").read_text()
+        assert (out / "simulation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     report = (out / "report.md").read_text()
     for section in ("## Service options", "### Floors", "### Targets", "## Transports",

@@ -67,6 +67,10 @@ def study(
              "loopback delay proxy.")] = None,
     network_bandwidth: Annotated[str | None, typer.Option(
         help="Bandwidth caps in Gbit/s for the network scan, e.g. 1,10.")] = None,
+    chain_events: Annotated[Path | None, typer.Option(
+        help="ACTS-simulated events with truth: also run the ACTS chain, our finder through "
+             "options 0, 4, 5 against ACTS' CKF (report section and radius figure).")]
+    = None,
     servers: Annotated[str | None, typer.Option(
         help="Server counts, e.g. 1,2,3: also time options 4 and 5 over that many embedded "
              "servers (one instance each) against one server with as many instances.")]
@@ -83,7 +87,7 @@ def study(
     settings: dict[str, Any] = {
         "out": out, "events": events, "url": url, "http_url": http_url,
         "weights": weights, "threads": threads, "progress": progress,
-        "perf_analyzer": perf_analyzer,
+        "perf_analyzer": perf_analyzer, "chain_events": chain_events,
         "options": tuple(Option(o) for o in parse_int_list(
             options, "--options", tuple(int(o) for o in ALL_OPTIONS), minimum=0)),
         "protocols": parse_protocols(protocols)}

@@ -22,19 +22,8 @@ from matplotlib.patches import Circle
 from exatrkx.core.features import xyz_from_features
 from exatrkx.errors import InputError
 from exatrkx.io import Event
+from exatrkx.sim.geometry import layer_table
 from exatrkx.util.files import atomic_write
-
-#: Barrel layers of the generic TrackML-style detector: (radius, half-length) in mm.
-BARREL_LAYERS: tuple[tuple[float, float], ...] = (
-    (32, 490), (72, 490), (116, 490), (172, 490),
-    (260, 1080), (360, 1080), (500, 1080), (660, 1080),
-    (820, 1080), (1020, 1080),
-)
-#: Endcap disks of the same detector: (|z|, r_min, r_max) in mm.
-ENDCAP_DISKS: tuple[tuple[float, float, float], ...] = (
-    *((z, 30.0, 175.0) for z in (600, 700, 820, 960, 1100, 1300, 1500)),
-    *((z, 230.0, 1050.0) for z in (1220, 1500, 1800, 2150, 2550, 2950)),
-)
 
 _GREY = (0.55, 0.55, 0.55, 0.6)
 _SINGLE = (0.12, 0.38, 0.70, 0.85)
@@ -160,19 +149,35 @@ def _on_layers(r: np.ndarray, z: np.ndarray) -> bool:
         return False
     tol = _GUIDE_TOLERANCE_MM
     near = np.zeros(r.shape, dtype=bool)
-    for radius, half in BARREL_LAYERS:
+    barrels, disks = _layers()
+    for radius, half in barrels:
         near |= (np.abs(r - radius) < tol) & (np.abs(z) <= half + tol)
-    for disk_z, r0, r1 in ENDCAP_DISKS:
+    for disk_z, r0, r1 in disks:
         near |= (np.abs(np.abs(z) - disk_z) < tol) & (r >= r0 - tol) & (r <= r1 + tol)
     return float(near.mean()) >= _GUIDE_MIN_FRACTION
 
 
+def _layers() -> tuple[list[tuple[float, float]], list[tuple[float, float, float]]]:
+    """The generic detector's barrel layers (radius, half length) and disks (|z|, r_min,
+    r_max), mm, from ACTS' geometry."""
+    table = layer_table()
+    barrel = table[table["barrel"]]
+    disk = table[~table["barrel"]]
+    barrels = sorted({(round(float(r), 1), round(float(h), 1))
+                      for r, h in zip(barrel["position"], barrel["z_max"], strict=True)})
+    disks = sorted({(round(abs(float(z)), 1), round(float(a), 1), round(float(b), 1))
+                    for z, a, b in zip(disk["position"], disk["r_min"], disk["r_max"],
+                                       strict=True)})
+    return barrels, disks
+
+
 def _draw_guides(ax_xy: Axes, ax_rz: Axes) -> None:
-    for radius, _ in BARREL_LAYERS:
+    barrels, disks = _layers()
+    for radius, _ in barrels:
         ax_xy.add_patch(Circle((0.0, 0.0), radius, fill=False, zorder=0, **_GUIDE))
-    barrel = [((-half, r), (half, r)) for r, half in BARREL_LAYERS]
-    disks = [((s * z, r0), (s * z, r1)) for z, r0, r1 in ENDCAP_DISKS for s in (-1.0, 1.0)]
-    ax_rz.add_collection(LineCollection(barrel + disks, zorder=0, **_GUIDE))
+    barrel = [((-half, r), (half, r)) for r, half in barrels]
+    disk_lines = [((s * z, r0), (s * z, r1)) for z, r0, r1 in disks for s in (-1.0, 1.0)]
+    ax_rz.add_collection(LineCollection(barrel + disk_lines, zorder=0, **_GUIDE))
 
 
 def _draw_track_lines(ax_xy: Axes, ax_rz: Axes, xyz: np.ndarray, r: np.ndarray,

@@ -24,7 +24,7 @@ from exatrkx.errors import ExatrkxError, InputError, ServerUnavailable
 from exatrkx.io import event_sources, read_event, tracks_path, write_tracks
 from exatrkx.physics.metrics import EventMetrics, evaluate_event, stage_edges, summarize
 from exatrkx.physics.plots import plot_efficiency
-from exatrkx.service.runner import Runner, make_runner
+from exatrkx.service.runner import Runner, make_runner, warm_up
 
 #: Metric keys of the summary (None when not evaluated).
 METRIC_KEYS = ("track_efficiency", "fake_rate", "duplicate_rate", "edge_efficiency",
@@ -51,13 +51,6 @@ class ReconstructReport:
     errors: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     exit_code: int = 0
-
-
-def _warm_up(runner: Runner) -> None:
-    """One synthetic event (TorchScript optimises on its first calls)."""
-    rng = np.random.default_rng(0)
-    runner.run(np.stack([rng.uniform(0.03, 1, 300), rng.uniform(-1, 1, 300),
-                         rng.uniform(-1, 1, 300)], axis=1).astype(np.float32))
 
 
 def reconstruct_events(events: str | Path, option_number: int = 0, url: str | None = None,
@@ -107,7 +100,7 @@ def reconstruct_events(events: str | Path, option_number: int = 0, url: str | No
         sources = todo
     with make_runner(opt, url, weights_dir=weights_dir, device=device, timeout_s=timeout_s,
                      retries=retries, num_threads=num_threads) as runner:
-        _warm_up(runner)
+        warm_up(runner)
         return _reconstruct(runner, sources, skipped, out, evaluate, plots, on_line)
 
 

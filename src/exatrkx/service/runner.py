@@ -183,6 +183,14 @@ class Runner:
         self.close()
 
 
+def warm_up(runner: Runner) -> None:
+    """One synthetic event through the runner before anything is timed (TorchScript
+    optimises on its first calls; the first request opens the connection)."""
+    rng = np.random.default_rng(0)
+    runner.run(np.stack([rng.uniform(0.03, 1, 300), rng.uniform(-1, 1, 300),
+                         rng.uniform(-1, 1, 300)], axis=1).astype(np.float32))
+
+
 def server_pipeline_config(transport: Transport) -> PipelineConfig | None:
     """The pipeline settings the server's models use (from their config parameters)."""
     raw = transport.model_parameters(STAGE_MODELS["build"].name).get(CONFIG_PARAMETER)

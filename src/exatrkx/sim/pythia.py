@@ -1,4 +1,5 @@
-"""Pythia 8 event generation: the heavy-neutral-lepton signal and minimum-bias interactions.
+"""Pythia 8 event generation: the heavy-neutral-lepton signal, top pairs and minimum-bias
+interactions.
 
 The HNL set-up: pp collisions, ``W -> l N`` (l = e or mu) with a new Majorana fermion N
 (PDG id :data:`HNL_ID`, a spare id) of a few GeV and a proper decay length ``c tau`` of
@@ -19,16 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from exatrkx.sim.particles import ParticleSet
+from exatrkx.sim.particles import PARTICLE_DTYPE, empty_particles
 
 #: PDG id given to the heavy neutral lepton (not used by Pythia's own particle table).
 HNL_ID = 9990012
+#: Neutrinos (|PDG id|): never simulated.
+NEUTRINOS = (12, 14, 16)
 
 #: Largest seed Pythia accepts.
 MAX_PYTHIA_SEED = 900_000_000
-
-#: Particle ids are ``interaction * ID_STRIDE + index in the Pythia event record``.
-ID_STRIDE = 100_000
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,8 @@ class HNLConfig:
 #: inelastic cross section leaves few tracks in the tracker and makes Pythia's initialisation
 #: about 15 times slower, so it is left out; MU counts non-diffractive interactions).
 MINBIAS_SETTINGS = ("Beams:eCM = 14000.", "SoftQCD:nonDiffractive = on")
+#: Top-quark pairs, the field's standard benchmark of a busy hard interaction.
+TTBAR_SETTINGS = ("Beams:eCM = 14000.", "Top:qqbar2ttbar = on", "Top:gg2ttbar = on")
 
 _COMMON = ("Print:quiet = on", "Next:numberCount = 0", "Random:setSeed = on",
            "Random:seed = 1")
@@ -123,50 +125,35 @@ def generate(pythia: Any, seed: int, tries: int = 10) -> None:
     raise RuntimeError(f"Pythia failed to generate an event {tries} times (seed {seed})")
 
 
-def extract(event: Any, interaction: int, min_pt: float, max_eta: float,
-            keep_ids: tuple[int, ...] = (HNL_ID,)) -> ParticleSet:
-    """The particles of a Pythia event record that the detector can see, plus ``keep_ids``.
-
-    Kept: final-state charged particles, and charged hadrons/leptons that decayed in flight
-    more than 1 mm from their production vertex (tracked up to that distance); they are marked
-    for propagation when ``pT >= min_pt`` and ``|eta| <= max_eta``, others are dropped. The
-    decaying copy of a particle in ``keep_ids`` (e.g. the HNL) is kept too, not propagated.
+def record_particles(event: Any, vp: int, neutral: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A Pythia event record as generator-level particles for the detector simulation.
 
     Args:
         event: ``pythia.event``.
-        interaction: interaction number in the bunch crossing (0 = the hard one); particle ids
-            are ``interaction * ID_STRIDE + index``.
-        min_pt: transverse momentum threshold, GeV.
-        max_eta: pseudorapidity acceptance.
-        keep_ids: |PDG ids| kept whatever their charge.
+        vp: the barcode's vertex primary of this interaction (hard interaction 1).
+        neutral: keep neutral final-state particles too (photons convert, neutral hadrons
+            decay in flight into charged ones); neutrinos and the HNL are never kept.
+
+    Returns:
+        ``(particles, extras)``: final-state particles to simulate, and the decaying HNL
+        itself (for the particles table only), both of :data:`PARTICLE_DTYPE`.
     """
-    rows = []
-    base = interaction * ID_STRIDE
-    size = event.size()
-    for i in range(1, size):
-        a = event[i]
-        charged = a.isCharged()
-        final = a.isFinal()
+    rows, extras = [], []
+    for i, a in enumerate(event.particles()):
+        if i == 0:
+            continue  # the system entry
         id_abs = a.idAbs()
-        keep_special = id_abs in keep_ids
-        if not charged and not keep_special:
+        row = (vp, 0, i, a.id(), a.charge(), a.m(), a.xProd(), a.yProd(), a.zProd(),
+               a.tProd(), a.px(), a.py(), a.pz())
+        if not a.isFinal():
+            if (id_abs == HNL_ID and a.daughter1() > 0
+                    and event[a.daughter1()].idAbs() != HNL_ID):
+                extras.append(row)
             continue
-        max_path = np.inf
-        if not final:
-            d1 = a.daughter1()
-            if d1 <= 0 or not 91 <= event[d1].statusAbs() <= 99:
-                continue
-            if not keep_special:
-                if not (a.isHadron() or a.isLepton()):
-                    continue
-                max_path = (a.vDec() - a.vProd()).pAbs()
-                if max_path < 1.0:
-                    continue
-        propagate = charged and a.pT() >= min_pt and abs(a.eta()) <= max_eta
-        if not propagate and not keep_special:
+        if id_abs in NEUTRINOS or id_abs == HNL_ID:
             continue
-        v = a.vProd()
-        rows.append((base + i, a.id(), v.px(), v.py(), v.pz(), a.px(), a.py(), a.pz(),
-                     a.charge(), a.m(), max_path, propagate,
-                     base + a.mother1() if a.mother1() > 0 else 0))
-    return ParticleSet.from_rows(rows)
+        if not neutral and a.charge() == 0.0:
+            continue
+        rows.append(row)
+    return (np.array(rows, dtype=PARTICLE_DTYPE) if rows else empty_particles(),
+            np.array(extras, dtype=PARTICLE_DTYPE) if extras else empty_particles())

@@ -16,6 +16,7 @@ from exatrkx.contract import (
     Option,
 )
 from exatrkx.service.stats import ModelStats, stats_delta
+from exatrkx.study.chain import chain_summary
 from exatrkx.study.config import BEST_AT_IN_FLIGHT
 from exatrkx.study.network import network_rows
 from exatrkx.study.resources import ASSUMPTIONS, DEFAULT_RATES, UTILISATION, Basis, estimate
@@ -334,4 +335,6 @@ def summarize(result: StudyResult) -> dict[str, Any]:
         "network": network_rows(result.network),
         "servers": servers_rows(result.servers),
         "prometheus": result.prometheus,
+        "chain": chain_summary(result.chain) if result.chain is not None else None,
+        "simulation": result.simulation.summary if result.simulation is not None else None,
     }

@@ -113,6 +113,11 @@ class StudyConfig:
         network_bandwidths: bandwidth caps (Gbit/s) of the network scan (empty: uncapped only).
         servers: server counts of the multi-server scan (empty: no scan; embedded server
             only; see :mod:`exatrkx.study.scaleout`).
+        chain_events: ACTS-simulated events with truth for the chain phase (our finder
+            through options 0, 4, 5 against ACTS' CKF; see :mod:`exatrkx.study.chain`);
+            None: no chain phase.
+        check_simulation: when the timed events are real (the shared sample), simulate as
+            many HNL events and compare the two (:mod:`exatrkx.study.simulation`).
     """
 
     out: Path = Path("study-out")
@@ -140,6 +145,8 @@ class StudyConfig:
     network_delays: tuple[float, ...] = ()
     network_bandwidths: tuple[float, ...] = ()
     servers: tuple[int, ...] = ()
+    chain_events: Path | None = None
+    check_simulation: bool = True
 
     def __post_init__(self) -> None:
         if any(d < 0 for d in self.network_delays) or any(
@@ -165,9 +172,10 @@ class StudyConfig:
         unknown = sorted(set(self.protocols) - set(TRANSPORTS))
         if unknown:
             raise InputError(f"--protocols: unknown transport {unknown[0]!r}")
-        if self.events is not None and not self.events.exists() and not (
-                self.events.parent / f"{self.events.name}-hits.csv").exists():
-            raise InputError("no such file, directory or event prefix", self.events)
+        for path in (self.events, self.chain_events):
+            if path is not None and not path.exists() and not (
+                    path.parent / f"{path.name}-hits.csv").exists():
+                raise InputError("no such file, directory or event prefix", path)
 
     @property
     def timed_options(self) -> tuple[Option, ...]:

@@ -6,7 +6,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from exatrkx.acts.settings import SOURCES
 from exatrkx.contract import STAGES
+from exatrkx.physics.samples import QUANTITIES
 from exatrkx.study.analysis import (
     FLOOR_TEXT,
     MODEL_OPTION,
@@ -119,6 +121,15 @@ def summary_text(summary: Mapping[str, Any]) -> str:
             f"{_f(r['latency_p95_ms'], 1)}" for r in perf["rows"]))
     elif not perf["available"]:
         lines.append(perf["reason"])
+    if summary.get("chain"):
+        chain = summary["chain"]
+        lines.append(f"ACTS chain, {chain['events']} events (efficiency / r > 10 mm / fake, "
+                     "finding and chain ms per event):")
+        for r in chain["rows"]:
+            lines.append(f"  {r['finder']:<32}{_f(r['track_efficiency'], 4):>8}"
+                         f"{_f(r['track_efficiency_displaced'], 4):>8}"
+                         f"{_f(r['fake_rate'], 4):>8}{_f(r['finding_ms_per_event'], 1):>8}"
+                         f"{_f(r['ms_per_event'], 1):>8}")
     lines.append(f"identical labels across options: "
                  f"{'yes' if summary['identical_labels'] else 'NO'}; "
                  f"wall time {summary['wall_s']:.0f} s")
@@ -262,11 +273,14 @@ def report_markdown(result: StudyResult, summary: Mapping[str, Any],
     md += [f"![concurrency]({plots['concurrency']})", ""]
     md += _perf_section(summary)
     md += _resource_section(summary)
+    if summary.get("chain"):
+        md += _chain_section(summary["chain"], plots.get("chain_radius"))
     if summary["network"]:
         md += network_section(summary["network"], _f)
     if summary.get("servers"):
         md += servers_section(summary["servers"], summary["machine_cores"], _f)
     md += _prometheus_section(summary)
+    md += _simulation_section(summary, plots)
     if summary["notes"]:
         md += ["## Notes", "", *(f"- {n}" for n in summary["notes"]), ""]
     md += ["## Files", "", "- `timings.csv`: every timed event (phase, option, transport, "
@@ -286,6 +300,50 @@ def _targets_section(summary: Mapping[str, Any]) -> list[str]:
     md += _table(["target", "median [interval]", "limit", "met", "conclusive"],
                  [[t["name"], f"{_ci(t)} {t['unit']}", t["limit"], t["met"], t["conclusive"]]
                   for t in summary["targets"]])
+    return md
+
+
+def _chain_section(chain: Mapping[str, Any], plot: str | None) -> list[str]:
+    """Our finder as a service inside ACTS against ACTS' CKF (:mod:`exatrkx.study.chain`)."""
+    md = ["## GNN as a service against the CKF in process", "",
+          f"{chain['events']} events with truth from `{chain['source']}` "
+          f"({_f(chain['hits_per_event'], 0)} hits on average), read into ACTS "
+          "(`exatrkx chain`, `exatrkx.acts`). Our finder sends each event's spacepoints "
+          "through the service option and hands its tracks to ACTS (starting parameters from "
+          "three spacepoints, Kalman fit); ACTS' CKF (pixel seeds, combinatorial Kalman "
+          "filter, greedy ambiguity resolution) runs with ACTS' own generic-detector settings "
+          "(below). Both get the same selection after the fit (pT >= 0.5 GeV, |eta| < 3, "
+          ">= 5 measurements) and one scoring: double majority (> 50% both ways; ACTS' own "
+          "matcher uses >= 50%), efficiency over particles with pT > 1 GeV and >= 5 hits "
+          "(*r > 10 mm*: those produced beyond 10 mm from the beam; *|eta| < 3*: those within "
+          "the selection's acceptance), fakes and duplicates over tracks; resolutions are half "
+          "the width of the central 68% of the matched reconstructable particles' residuals. "
+          "Times are ms per event on one thread: *finding* = up to the finder's tracks (ours: "
+          "spacepoints, the request, proto-tracks; the CKF: seeding, CKF, ambiguity "
+          "resolution), *chain* = finding + fit + selection. Each event passes the four "
+          "finders in turn, so they share the machine's load.", ""]
+    md += _table(["finder", "efficiency", "r > 10 mm", r"\|eta\| < 3", "fake", "duplicate",
+                  "pT res. (rel.)", "d0 res. mm", "fit failures", "finding ms", "chain ms"],
+                 [[r["finder"], _f(r["track_efficiency"], 4),
+                   _f(r["track_efficiency_displaced"], 4),
+                   _f(r["track_efficiency_abs_eta_lt_3"], 4), _f(r["fake_rate"], 4),
+                   _f(r["duplicate_rate"], 4), _f(r["pt_resolution"], 4),
+                   _f(r["d0_resolution_mm"], 4),
+                   "n/a" if r["fit_failures"] is None else r["fit_failures"],
+                   r["finding_ms_per_event"], r["ms_per_event"]] for r in chain["rows"]])
+    md += [f"Options 0, 4 and 5 give the same tracks: "
+           f"**{'yes' if chain['same_tracks'] else 'NO'}**; {chain['reconstructable']} "
+           f"reconstructable particles, {chain['displaced']} of them produced at r > 10 mm; "
+           f"{chain['failed']} events failed.", ""]
+    if chain["errors"]:
+        md += [*(f"- {e}" for e in chain["errors"]), ""]
+    if plot:
+        md += [f"![efficiency vs production radius]({plot})", "",
+               "Efficiency against the particle's production radius: our finder (the same "
+               "tracks through any option) and the CKF; bars are binomial errors.", ""]
+    md += ["CKF settings, as ACTS sets them for the generic detector (acts-project/acts):", ""]
+    md += _table(["what", "value", "source"],
+                 [[c.replace("|", "\\|") for c in r] for r in SOURCES])  # |eta| in a cell
     return md
 
 
@@ -335,6 +393,33 @@ def _prometheus_section(summary: Mapping[str, Any]) -> list[str]:
         md.append(f"- {name}: mean {_f(g['mean'], 3)}, max {_f(g['max'], 3)} "
                   f"({g['samples']} samples, 1 s apart)")
     return [*md, ""]
+
+
+def _simulation_section(summary: Mapping[str, Any], plots: Mapping[str, str]) -> list[str]:
+    sim = summary.get("simulation")
+    if not sim:
+        return []
+    real, other = sim["reference"], sim["other"]
+    md = ["## Simulated against real events", "",
+          f"The timed events ({real}) against as many HNL events simulated with ACTS "
+          f"(`exatrkx simulate --source hnl`, {other}): *KS D* is the Kolmogorov-Smirnov "
+          "distance of the two distributions (largest gap of the cumulative distributions), "
+          "*W* the Wasserstein distance in units of the real distribution's spread.", ""]
+    rows = []
+    for key, (label, unit) in QUANTITIES.items():
+        q = sim["quantities"][key]
+        rows.append([f"{label} [{unit}]" if unit else label, q["mean"][real], q["mean"][other],
+                     q["median"][real], q["median"][other], _f(q["ks"], 3),
+                     _f(q["wasserstein_sd"], 3)])
+    md += _table(["quantity", "real mean", "simulated mean", "real median",
+                  "simulated median", "KS D", "W / sd"], rows)
+    edges = sim["edges_per_hit"]
+    md += ["Edges per hit after each stage, option 0 with the weights timed here:", ""]
+    md += _table(["stage", "real", "simulated", "real / simulated - 1"],
+                 [[k, edges["real"][k], edges["simulated"][k],
+                   f"{edges['real'][k] / edges['simulated'][k] - 1:+.1%}"
+                   if edges["simulated"][k] else "n/a"] for k in edges["real"]])
+    return [*md, f"![simulated against real]({plots['simulation']})", ""]
 
 
 def _resource_section(summary: Mapping[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 from exatrkx.contract import FLOOR_MODELS, Option, Protocol
 from exatrkx.service.stats import ModelStats, RawStats, stats_delta
 from exatrkx.study.config import StudyConfig
+from exatrkx.study.simulation import SimulationCheck
 from exatrkx.util.procfs import group_cpu_s
 from exatrkx.util.timing import TimedRun
 
@@ -186,3 +187,5 @@ class StudyResult:
     network: list[Any] = field(default_factory=list)
     servers: list[Any] = field(default_factory=list)
     prometheus: dict[str, Any] = field(default_factory=dict)
+    chain: Any = None  # exatrkx.study.chain.ChainPhase when the chain phase ran
+    simulation: SimulationCheck | None = None

@@ -8,8 +8,10 @@
 3. throughput scan (headline transport): options 0, 4, 5 with 1..N events in flight on the
    main server, then on a freshly started server per other setting (model instances x
    dynamic batching; embedded server only), the points of a setting interleaved per pass;
-4. perf_analyzer against the whole-event models (main server);
-5. network scan (``network_delays`` given) through the delay proxy;
+4. network scan (``network_delays`` given) through the delay proxy;
+5. perf_analyzer against the whole-event models (main server), then the chain phase
+   (``chain_events`` given): our finder through options 0, 4, 5 inside ACTS against ACTS'
+   CKF, on the main server (:mod:`exatrkx.study.chain`);
 6. multi-server scan (``servers`` given, embedded server only): options 4 and 5 over 1..N
    servers balanced by the client, against one server with N instances.
 
@@ -31,6 +33,7 @@ import torch
 from exatrkx.core.allocator import tune_allocator
 from exatrkx.io import Event
 from exatrkx.serve.repository import BATCHED_MODELS, DEFAULT_BATCHING, DEFAULT_INSTANCES
+from exatrkx.study.chain import run_chain_phase
 from exatrkx.study.config import (
     NETWORK_OPTIONS,
     SCALEOUT_OPTIONS,
@@ -51,6 +54,7 @@ from exatrkx.study.results import Endpoint, PerfRun, ScanPoint, StudyResult
 from exatrkx.study.sampling import prometheus_block
 from exatrkx.study.scaleout import run_servers_scan
 from exatrkx.study.servers import embedded_server, external_endpoint, machine_cores
+from exatrkx.study.simulation import check_simulation
 
 
 def main_setting(cfg: StudyConfig) -> tuple[int, bool]:
@@ -90,6 +94,7 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
     result = StudyResult(cfg, main_setting=main_setting(cfg), machine_cores=machine_cores(),
                          batched_models=BATCHED_MODELS)
     events, result.origin = load_events(cfg.events, cfg.n_events, cfg.seed)
+    real_events = not any(ev.has_truth for ev in events)  # the shared sample has no truth
     result.event_hits = [ev.num_hits for ev in events]
     with contextlib.ExitStack() as outer:
         interrupted = outer.enter_context(signals_as_interrupt())
@@ -105,6 +110,9 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
                           else "random-init nets (no trained weights shipped; k=16, r=0.05)")
         note(f"study: {len(events)} events from {result.origin}")
         reference = reference_labels(events, weights, cfg.warmup)
+        if cfg.check_simulation and real_events:
+            note(f"study: {len(events)} simulated HNL events against the timed ones")
+            result.simulation = check_simulation(events, result.origin, cfg.seed, weights)
         with contextlib.ExitStack() as stack:
             if cfg.embedded:
                 instances, batching = result.main_setting
@@ -143,6 +151,10 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
                 result.perf = run_perf(endpoint, events, cfg, scratch)
             else:
                 result.perf = PerfRun(False, "perf_analyzer skipped (--no-perf-analyzer)")
+            if cfg.chain_events is not None:
+                note(f"study: the ACTS chain on {cfg.chain_events} (options 0, 4, 5 and the "
+                     "CKF)")
+                result.chain = run_chain_phase(cfg.chain_events, endpoint, weights, cfg.threads)
         # the main server is stopped before a scan server starts (they would share the cores)
         for instances, batching in server_variants(cfg)[1:] if cfg.embedded else []:
             note(f"study: throughput scan, {instances} instance(s) per model, dynamic "

@@ -115,7 +115,7 @@ def _helix_event(tracks: list[tuple[float, float, int]], noise: int, seed: int
     return feats, edges, torch.tensor(scores, dtype=torch.float32)
 
 
-@pytest.mark.parametrize("method", ["components", "best_outer", "best_inner"])
+@pytest.mark.parametrize("method", ["components", "best_outer", "best_inner", "best_both"])
 def test_label_events_on_a_disjoint_graph_give_each_event_its_labels_alone(
         method: str) -> None:
     from exatrkx.config import SelectionConfig
@@ -144,3 +144,16 @@ def test_label_events_on_a_disjoint_graph_give_each_event_its_labels_alone(
         for i, labels in zip(order, got, strict=True):
             assert labels.tolist() == alone[i].tolist(), (method, i, order)
     assert label_events([], [], [], 0.5, method, selection) == []
+
+
+def test_best_both_keeps_a_hit_its_inner_neighbour_skipped() -> None:
+    """a -> c skips b (scores higher than a -> b) and b has no edge outwards: best_outer
+    loses b, best_both keeps it through b's best edge inwards."""
+    feats = torch.tensor([[0.10, 0.0, 0.0], [0.20, 0.0, 0.0], [0.30, 0.0, 0.0],
+                          [0.40, 0.0, 0.0]])
+    edges = torch.tensor([[1, 2, 3], [0, 0, 2]])  # b-a, c-a, d-c
+    scores = torch.tensor([0.90, 0.95, 0.90])
+    outer = label_event(feats, edges, scores, 0.5, "best_outer")
+    both = label_event(feats, edges, scores, 0.5, "best_both")
+    assert outer.tolist() == [0, -1, 0, 0]
+    assert both.tolist() == [0, 0, 0, 0]

@@ -9,6 +9,9 @@ Methods (``PipelineConfig.label_method``); edges are first cut on the GNN score:
   vertex, a narrow jet) can no longer be merged by one wrong edge as long as each hit's
   own continuation scores higher: every hit follows one way out.
 - ``"best_inner"``: the same with every hit's best edge to an inner hit.
+- ``"best_both"``: an edge stays when it is its inner hit's best edge outwards or its outer
+  hit's best edge inwards. A hit whose best outward edge skips a layer (a double hit, a
+  missing hit) keeps the skipped hits attached through their own best inward edges.
 
 The training chooses the method and the cut on validation events. Last, tracks whose
 fitted pT is measurably below ``SelectionConfig.min_pt`` lose their labels
@@ -124,7 +127,10 @@ def label_event(features: torch.Tensor, edges: torch.Tensor, scores: torch.Tenso
         raise ValueError(f"unknown label method {method!r} ({', '.join(LABEL_METHODS)})")
     keep = scores > cut
     edges, scores = edges[:, keep], scores[keep]
-    if method != "components":
+    if method == "best_both":
+        edges = edges[:, best_edges(features, edges, scores, "outer")
+                      | best_edges(features, edges, scores, "inner")]
+    elif method != "components":
         edges = edges[:, best_edges(features, edges, scores, method.removeprefix("best_"))]
     e = edges.detach().cpu().numpy()
     labels = components(int(features.shape[0]), e[0], e[1])
