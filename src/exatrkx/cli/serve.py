@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,7 +25,14 @@ def serve(
     http_port: Annotated[int, typer.Option(help="HTTP port.")] = DEFAULT_PORTS["http"],
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")]
     = DEFAULT_PORTS["metrics"],
-    instances: Annotated[int, typer.Option(help="Instances of every model.")] = 1,
+    instances: Annotated[int | None, typer.Option(
+        help="Instances of every model [default: the repository's, the study's best served "
+             "setting].")] = None,
+    batching: Annotated[bool | None, typer.Option(
+        "--batching/--no-batching",
+        help="Triton's dynamic batcher on every model: several events per execution, run as "
+             "one disjoint graph [default: the repository's, the study's best served "
+             "setting].")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (default: this host only; "
                                            "0.0.0.0 exposes the service to the network).")]
     = "127.0.0.1",
@@ -42,6 +50,12 @@ def serve(
     from exatrkx.serve.foreground import serve_forever
     from exatrkx.serve.keys import RESTRICTED_APIS, is_loopback
 
+    settings: dict[str, Any] = {}
+    if instances is not None:
+        settings["instances"] = instances
+    if batching is not None:
+        settings["dynamic_batching"] = batching
+
     if not is_loopback(host):
         typer.echo(f"warning: --host {host} exposes the service beyond this machine: "
                    "unencrypted, and inference needs no key (see docs/security.md)", err=True)
@@ -50,5 +64,5 @@ def serve(
                                metrics_port=metrics_port, log_verbose=log_verbose,
                                api_key=os.environ.get(API_KEY_ENV) or None,
                                restricted=() if open_control else RESTRICTED_APIS),
-                  RepositoryConfig(instances=instances, max_hits=max_hits),
+                  dataclasses.replace(RepositoryConfig(max_hits=max_hits), **settings),
                   echo=lambda line: typer.echo(line))
