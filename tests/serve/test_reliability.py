@@ -41,17 +41,21 @@ def good_labels(weights_dir: Path) -> np.ndarray:
 
 def grpc_infer(server: TritonServer, model: str, inputs: dict[str, np.ndarray],
                output: str) -> np.ndarray:
-    """One plain tritonclient request, no key."""
+    """One plain tritonclient request of one event (the contract's leading event dimension
+    added here, dropped from the answer), no key."""
     types = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64",
              np.dtype(np.int32): "INT32", np.dtype(np.float64): "FP64"}
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
         tensors = []
-        for name, array in inputs.items():
+        for name, event in inputs.items():
+            array = event[None]
             tensor = grpcclient.InferInput(name, list(array.shape), types[array.dtype])
             tensor.set_data_from_numpy(array)
             tensors.append(tensor)
-        return client.infer(model, tensors).as_numpy(output)
+        answer = client.infer(model, tensors).as_numpy(output)
+        assert answer.shape[0] == 1, answer.shape
+        return answer[0]
     finally:
         client.close()
 
@@ -116,13 +120,14 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
 
 def test_requests_that_do_not_parse(server: TritonServer, good_labels: np.ndarray) -> None:
     url = f"http://{server.http_url}/v2/models/exatrkx_pipeline/infer"
-    feats = {"name": "FEATURES", "shape": [2, 3], "datatype": "FP32"}
+    feats = {"name": "FEATURES", "shape": [1, 2, 3], "datatype": "FP32"}
     cases = [
         (b"{not json", {"Content-Type": "application/json"}),
         (b"\x00\xff" * 50, {}),
         (json.dumps({"inputs": [{**feats, "data": [1.0, 2.0]}]}).encode(), {}),  # 2 of 6
         (json.dumps({"inputs": [{**feats, "data": ["a"] * 6}]}).encode(), {}),
-        (json.dumps({"inputs": [{**feats, "shape": [-4, 3], "data": [1.0] * 6}]}).encode(), {}),
+        (json.dumps({"inputs": [{**feats, "shape": [1, -4, 3], "data": [1.0] * 6}]}).encode(),
+         {}),
         # binary tensor shorter than its header says
         (json.dumps({"inputs": [{**feats, "parameters": {"binary_data_size": 24}}]}).encode()
          + b"\x00" * 8, {"Inference-Header-Content-Length": "0"}),
@@ -139,8 +144,8 @@ def test_requests_that_do_not_parse(server: TritonServer, good_labels: np.ndarra
     # gRPC: raw bytes that do not match the declared shape
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
-        tensor = grpcclient.InferInput("FEATURES", [4, 3], "FP32")
-        tensor.set_data_from_numpy(np.zeros((4, 3), np.float32))
+        tensor = grpcclient.InferInput("FEATURES", [1, 4, 3], "FP32")
+        tensor.set_data_from_numpy(np.zeros((1, 4, 3), np.float32))
         tensor._raw_content = b"\x00" * 20  # 20 bytes for a 48-byte tensor
         with pytest.raises(InferenceServerException, match=r"(?i)size|bytes"):
             client.infer("exatrkx", [tensor])

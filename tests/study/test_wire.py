@@ -14,7 +14,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from exatrkx.contract import API_KEY_HEADER
+from exatrkx.contract import API_KEY_HEADER, on_wire
 from exatrkx.serve import ServerConfig, TritonServer
 from exatrkx.serve.keys import restriction
 from exatrkx.serve.repository import write_floor_repository
@@ -24,6 +24,7 @@ from exatrkx.study.wire import CASES, CRASHERS, HTTP_REQUESTS, Target, check, ra
 pytestmark = pytest.mark.server
 
 X = np.random.default_rng(2).random((10, 3), dtype=np.float32)
+XW = on_wire(X)  # as standard clients send it: with the leading event dimension
 KEY = "exatrkx-wire-test-key-0123"
 
 
@@ -60,17 +61,17 @@ def test_crash_reproducers_are_refused_before_parsing(
             assert "restricted" in seen["body"] and API_KEY_HEADER in seen["body"]
             assert check(t)["ok"], name
     # standard clients: HTTP inference needs the key, gRPC inference is open
-    tensor = httpclient.InferInput("FEATURES", list(X.shape), "FP32")
-    tensor.set_data_from_numpy(X)
+    tensor = httpclient.InferInput("FEATURES", list(XW.shape), "FP32")
+    tensor.set_data_from_numpy(XW)
     with httpclient.InferenceServerClient(srv.http_url) as http:
         with pytest.raises(InferenceServerException, match="restricted"):
             http.infer(t.model, [tensor])
         out = http.infer(t.model, [tensor], headers={API_KEY_HEADER: srv.api_key})
-        np.testing.assert_array_equal(out.as_numpy("OUTPUT"), X)
-    gtensor = grpcclient.InferInput("FEATURES", list(X.shape), "FP32")
-    gtensor.set_data_from_numpy(X)
+        np.testing.assert_array_equal(out.as_numpy("OUTPUT"), XW)
+    gtensor = grpcclient.InferInput("FEATURES", list(XW.shape), "FP32")
+    gtensor.set_data_from_numpy(XW)
     with grpcclient.InferenceServerClient(srv.grpc_url) as grpc:
-        np.testing.assert_array_equal(grpc.infer(t.model, [gtensor]).as_numpy("OUTPUT"), X)
+        np.testing.assert_array_equal(grpc.infer(t.model, [gtensor]).as_numpy("OUTPUT"), XW)
     # the package's client sends the key on both protocols
     for protocol, url in (("grpc", srv.grpc_url), ("http", srv.http_url)):
         with Transport(ClientConfig(url=url, protocol=protocol, api_key=KEY)) as transport:
@@ -85,8 +86,8 @@ def test_inference_key_on_both_protocols(floor: Path) -> None:
     assert restriction("http", open_control=True) == ((), ("inference",))
     with TritonServer(floor, server_config(restricted=restricted,
                                            http_restricted=http_restricted)) as srv:
-        tensor = grpcclient.InferInput("FEATURES", list(X.shape), "FP32")
-        tensor.set_data_from_numpy(X)
+        tensor = grpcclient.InferInput("FEATURES", list(XW.shape), "FP32")
+        tensor.set_data_from_numpy(XW)
         with grpcclient.InferenceServerClient(srv.grpc_url) as grpc:
             with pytest.raises(InferenceServerException, match="restricted"):
                 grpc.infer("identity", [tensor])

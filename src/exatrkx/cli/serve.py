@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,7 +25,14 @@ def serve(
     http_port: Annotated[int, typer.Option(help="HTTP port.")] = DEFAULT_PORTS["http"],
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")]
     = DEFAULT_PORTS["metrics"],
-    instances: Annotated[int, typer.Option(help="Instances of every model.")] = 1,
+    instances: Annotated[int | None, typer.Option(
+        help="Instances of every model [default: the repository's, the study's best served "
+             "setting].")] = None,
+    batching: Annotated[bool | None, typer.Option(
+        "--batching/--no-batching",
+        help="Triton's dynamic batcher on every model: several events per execution, run as "
+             "one disjoint graph [default: the repository's, the study's best served "
+             "setting].")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (default: this host only; "
                                            "0.0.0.0 exposes the service to the network).")]
     = "127.0.0.1",
@@ -57,6 +65,12 @@ def serve(
     from exatrkx.serve.keys import is_loopback, restriction
     from exatrkx.serve.tls import ServerTls
 
+    settings: dict[str, Any] = {}
+    if instances is not None:
+        settings["instances"] = instances
+    if batching is not None:
+        settings["dynamic_batching"] = batching
+
     restricted, http_restricted = restriction(inference_key, open_control)
     if (tls_cert is None) != (tls_key is None):
         raise InputError("TLS needs both --tls-cert and --tls-key")
@@ -79,5 +93,5 @@ def serve(
                                api_key=os.environ.get(API_KEY_ENV) or None,
                                restricted=restricted, http_restricted=http_restricted,
                                http_host=http_host, tls=tls),
-                  RepositoryConfig(instances=instances, max_hits=max_hits),
+                  dataclasses.replace(RepositoryConfig(max_hits=max_hits), **settings),
                   echo=lambda line: typer.echo(line))

@@ -24,7 +24,7 @@ def study(
                                               "timed: it is the labels' reference).")]
     = ",".join(str(int(o)) for o in ALL_OPTIONS),
     concurrency: Annotated[str | None, typer.Option(
-        help="Events in flight of the concurrency scan [default: 1,2,4,8; quick: 1,2].")]
+        help="Events in flight of the throughput scan [default: 1,2,4,8,16; quick: 1,2,8].")]
     = None,
     out: Annotated[Path, typer.Option(help="Folder of report.md, the plots and "
                                            "timings.csv.")] = Path("study-out"),
@@ -33,8 +33,8 @@ def study(
     = None,
     http_url: Annotated[str | None, typer.Option(
         help="HTTP HOST:PORT of that server (default: its host, port 8000).")] = None,
-    quick: Annotated[bool, typer.Option(help="10 events, 1 repeat, fewer scan points "
-                                             "(about a minute).")] = False,
+    quick: Annotated[bool, typer.Option(help="10 events, 1 repeat, the main server only "
+                                             "(under a minute; ratios indicative).")] = False,
     repeats: Annotated[int | None, typer.Option(
         help="Passes over the events per option [default: 3; quick: 1].")] = None,
     n_events: Annotated[int | None, typer.Option(
@@ -49,10 +49,16 @@ def study(
                                                 "memory); the first is the headline.")]
     = "grpc,http,shm",
     instances: Annotated[str | None, typer.Option(
-        help="Model instances per model to scan [default: 1,2; quick: 1].")] = None,
+        help="Model instances per model to scan [default: 1,2; quick: the main server's].")]
+    = None,
     batching_scan: Annotated[bool | None, typer.Option(
         "--batching-scan/--no-batching-scan",
-        help="Also time a server with dynamic batching [default: on; quick: off].")] = None,
+        help="Scan dynamic batching on and off [default: on; quick: off].")] = None,
+    main_instances: Annotated[int | None, typer.Option(
+        help="Model instances of the main server [default: the repository's].")] = None,
+    main_batching: Annotated[bool | None, typer.Option(
+        "--main-batching/--no-main-batching",
+        help="Dynamic batching on the main server [default: the repository's].")] = None,
     perf_analyzer: Annotated[bool, typer.Option(
         "--perf-analyzer/--no-perf-analyzer", help="Run Triton's perf_analyzer too.")] = True,
     threads: Annotated[int, typer.Option(help="Torch threads of the client and of every "
@@ -93,7 +99,8 @@ def study(
         if text is not None:
             settings[key] = parse_int_list(text, f"--{key}")
     for key, given in (("repeats", repeats), ("n_events", n_events),
-                       ("batching_scan", batching_scan)):
+                       ("batching_scan", batching_scan), ("main_instances", main_instances),
+                       ("main_batching", main_batching)):
         if given is not None:
             settings[key] = given
     for key, value in (("network_delays", network_delay),

@@ -44,6 +44,8 @@ from exatrkx.contract import (
     TENSORS,
     TOKEN_ENV,
     Protocol,
+    off_wire,
+    on_wire,
 )
 from exatrkx.errors import (
     InputError,
@@ -378,7 +380,10 @@ class Transport:
 
     def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
               num_hits: int | None = None) -> dict[str, np.ndarray]:
-        """One request; returns the outputs as numpy arrays (owned by the caller).
+        """One request (one event); returns the outputs as numpy arrays (owned by the caller).
+
+        Tensors travel with the contract's leading event dimension (added here, dropped from
+        the answers): callers give and get one event's arrays.
 
         Args:
             model: model name.
@@ -389,9 +394,9 @@ class Transport:
         tc = self._tc
         n = num_hits if num_hits is not None else int(next(iter(inputs.values())).shape[0])
         infer_inputs = []
-        for name, array in inputs.items():
+        for name, event in inputs.items():
             spec = TENSORS[name]
-            array = np.ascontiguousarray(array, dtype=spec.numpy_dtype)
+            array = on_wire(np.ascontiguousarray(event, dtype=spec.numpy_dtype))
             inp = tc.InferInput(name, list(array.shape), spec.dtype)
             region = self._region(name, "in", n)
             if region is not None and array.nbytes <= region.size:
@@ -422,11 +427,15 @@ class Transport:
                 if array is None:
                     raise ServerFailure(f"{model}: the response has no output {name}")
                 # responses are read-only buffers; the stages may write to their tensors
-                got[name] = array if array.flags.writeable else array.copy()
+                array = array if array.flags.writeable else array.copy()
             else:
                 meta = result.get_output(name)
                 shape = meta["shape"] if isinstance(meta, dict) else list(meta.shape)
-                got[name] = region.read(TENSORS[name].numpy_dtype, [int(s) for s in shape])
+                array = region.read(TENSORS[name].numpy_dtype, [int(s) for s in shape])
+            try:
+                got[name] = off_wire(name, array)
+            except ValueError as exc:
+                raise ServerFailure(f"{model}: {exc}") from None
         self.requests.append(RequestTiming(model, (time.perf_counter() - t0) * 1e3))
         return got
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from exatrkx.contract import DEFAULT_PORTS
 from exatrkx.serve import RepositoryConfig, ServerConfig, TritonServer, write_repository
@@ -16,11 +18,18 @@ from exatrkx.study.results import Endpoint
 
 @contextlib.contextmanager
 def embedded_server(weights: Path | None, scratch: Path, instances: int, batching: bool,
-                    threads: int) -> Iterator[Endpoint]:
-    """Write a repository and run Triton on free ports; stopped (stubs included) on exit."""
+                    threads: int, floors: bool = False,
+                    **overrides: Any) -> Iterator[Endpoint]:
+    """Write a repository and run Triton on free ports; stopped (stubs included) on exit.
+
+    The other settings are the repository's defaults unless ``overrides`` (fields of
+    :class:`~exatrkx.serve.RepositoryConfig`) say otherwise; ``floors`` adds the floor
+    models."""
     settings = RepositoryConfig(instances=instances, dynamic_batching=batching,
-                                torch_threads=threads, libtorch_variant=False)
-    repo = write_repository(scratch / f"models-{instances}-{int(batching)}", weights, settings)
+                                torch_threads=threads, libtorch_variant=False, floors=floors,
+                                **overrides)
+    folder = tempfile.mkdtemp(prefix=f"models-{instances}-{int(batching)}-", dir=scratch)
+    repo = write_repository(Path(folder) / "models", weights, settings)
     # control APIs open: perf_analyzer cannot send the key over gRPC (loopback server)
     config = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=300,
                           exit_timeout=2, restricted=())

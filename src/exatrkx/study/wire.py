@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from exatrkx.contract import API_KEY_HEADER, GRPC_API_KEY_HEADER
+from exatrkx.contract import API_KEY_HEADER, GRPC_API_KEY_HEADER, on_wire
 
 LOOPBACK = "127.0.0.1"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -47,6 +47,8 @@ _H2_ERRORS = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_
               11: "ENHANCE_YOUR_CALM"}
 #: the identity model's input, checked on the way back
 GOOD = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+#: The same event as sent: with the contract's leading event dimension.
+GOOD_WIRE = on_wire(GOOD)
 
 
 @dataclass
@@ -140,23 +142,23 @@ def check(t: Target) -> dict[str, Any]:
             out["ready"] = resp.status == 200
     except OSError:
         out["ready"] = False
-    body = json.dumps({"inputs": [{"name": "FEATURES", "shape": list(GOOD.shape),
+    body = json.dumps({"inputs": [{"name": "FEATURES", "shape": list(GOOD_WIRE.shape),
                                    "datatype": "FP32", "data": GOOD.ravel().tolist()}]})
     try:
         code, text = http_post(t, f"/v2/models/{t.model}/infer", body.encode(),
                                {API_KEY_HEADER: t.key} if t.key else None)
         got = json.loads(text)["outputs"][0]
         out["http_ok"] = code == 200 and np.allclose(
-            np.asarray(got["data"], np.float32).reshape(got["shape"]), GOOD)
+            np.asarray(got["data"], np.float32).reshape(got["shape"]), GOOD_WIRE)
     except (OSError, ValueError, KeyError, IndexError):
         out["http_ok"] = False
     try:
         with grpcclient.InferenceServerClient(f"{LOOPBACK}:{t.grpc_port}") as client:
-            tensor = grpcclient.InferInput("FEATURES", list(GOOD.shape), "FP32")
-            tensor.set_data_from_numpy(GOOD)
+            tensor = grpcclient.InferInput("FEATURES", list(GOOD_WIRE.shape), "FP32")
+            tensor.set_data_from_numpy(GOOD_WIRE)
             res = client.infer(t.model, [tensor], client_timeout=10,
                                headers={GRPC_API_KEY_HEADER: t.key} if t.key else None)
-            out["grpc_ok"] = bool(np.array_equal(res.as_numpy("OUTPUT"), GOOD))
+            out["grpc_ok"] = bool(np.array_equal(res.as_numpy("OUTPUT"), GOOD_WIRE))
     except Exception:  # any failure is the answer
         out["grpc_ok"] = False
     out.update(proc_stats(t.pid))
@@ -395,7 +397,7 @@ def big_valid_grpc(t: Target, rng: random.Random, count: int, budget: Budget
     import tritonclient.grpc as grpcclient
 
     before = proc_stats(t.pid).get("rss_mb")
-    x = np.zeros((count * (1 << 20) // 12, 3), np.float32)
+    x = on_wire(np.zeros((count * (1 << 20) // 12, 3), np.float32))
     t0 = time.monotonic()
     try:
         with grpcclient.InferenceServerClient(f"{LOOPBACK}:{t.grpc_port}") as client:
@@ -462,12 +464,12 @@ HTTP_REQUESTS: dict[str, Callable[[str], bytes]] = {
     "binary header length > body": lambda m: _post(
         f"/v2/models/{m}/infer", b'{"inputs":[]}',
         b"Inference-Header-Content-Length: 99999999\r\n"),
-    "binary tensor of shape [2^31, 3], 12 B sent": lambda m: _binary(m, [2**31, 3],
-                                                                      b"\x00" * 12),
+    "binary tensor of shape [1, 2^31, 3], 12 B sent": lambda m: _binary(m, [1, 2**31, 3],
+                                                                         b"\x00" * 12),
     "CRASH: JSON nested 1000000 deep": lambda m: _infer(m, b"[" * 1_000_000
                                                         + b"]" * 1_000_000),
-    "CRASH: JSON tensor of shape [2^40, 3], 3 values": lambda m: _infer(
-        m, b'{"inputs":[{"name":"FEATURES","shape":[1099511627776,3],"datatype":"FP32",'
+    "CRASH: JSON tensor of shape [1, 2^40, 3], 3 values": lambda m: _infer(
+        m, b'{"inputs":[{"name":"FEATURES","shape":[1,1099511627776,3],"datatype":"FP32",'
            b'"data":[1,2,3]}]}'),
 }
 #: The requests that crash Triton 2.51 when they reach its JSON parser.
@@ -532,7 +534,7 @@ def oversized_http_body(t: Target, rng: random.Random, count: int, budget: Budge
     """A valid flat JSON request of ``count`` MiB to the infer endpoint (a legitimate, big
     request: JSON inflates ~20x in Triton), peak memory while it is served."""
     rows = max(1, ((count << 20) - 200) // 12)
-    head = (f'{{"inputs":[{{"name":"FEATURES","shape":[{rows},3],"datatype":"FP32",'
+    head = (f'{{"inputs":[{{"name":"FEATURES","shape":[1,{rows},3],"datatype":"FP32",'
             '"data":[').encode()
     tail = b"1.5]}]}"
     length = len(head) + rows * 12 - 4 + len(tail)
@@ -623,7 +625,7 @@ def stalled_clients(t: Target, rng: random.Random, count: int, budget: Budget
     body, gRPC message, half an HTTP/2 preface); :func:`check` while they stall, and how many
     the server closed before the budget ran out."""
     socks: dict[str, list[socket.socket]] = {"http": [], "grpc": [], "grpc_half_preface": []}
-    body = b'{"inputs":[{"name":"FEATURES","shape":[1,3],"datatype":"FP32","data":[1,'
+    body = b'{"inputs":[{"name":"FEATURES","shape":[1,1,3],"datatype":"FP32","data":[1,'
     try:
         for _ in range(count):
             if budget.over():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from exatrkx.config import GNNConfig
+from exatrkx.core.batch import Layout
 from exatrkx.core.nets import (
     EDGE_DIM,
     HIT_DIM,
@@ -71,9 +74,22 @@ class InteractionGNN(nn.Module):
         return self.output(h, slot_src, slot_dst, e).squeeze(-1)
 
 
-def classify_edges(model: nn.Module, features: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """GNN edge scores: features f32 ``[N, 3]``, edges i64 ``[2, E]`` -> f32 ``[E]`` in [0, 1]."""
+def classify_events(model: nn.Module, features: Sequence[torch.Tensor],
+                    edges: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """GNN edge scores of several events in one pass (one disjoint graph,
+    :mod:`exatrkx.core.batch`): f32 ``[N_e, 3]`` and i64 ``[2, E_e]`` per event -> f32
+    ``[E_e]`` in [0, 1] per event. No message crosses from one event to another: their hits
+    and edges are disjoint, and padding edges only join the padding sink to itself."""
     with torch.inference_mode():
-        if edges.shape[1] == 0:
-            return torch.zeros(0, dtype=torch.float32, device=edges.device)
-        return torch.sigmoid(model(features.to(torch.float32), edges))
+        layout = Layout.of([int(f.shape[0]) for f in features])
+        joined = layout.join_edges(edges)
+        if int(joined.edges.shape[1]) == 0:
+            return [torch.zeros(0, dtype=torch.float32, device=e.device) for e in edges]
+        x = layout.join_hits([f.to(torch.float32) for f in features])
+        return joined.split(torch.sigmoid(model(x, joined.edges)))
+
+
+def classify_edges(model: nn.Module, features: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """GNN edge scores: features f32 ``[N, 3]``, edges i64 ``[2, E]`` -> f32 ``[E]`` in [0, 1]
+    (a batch of one of :func:`classify_events`)."""
+    return classify_events(model, [features], [edges])[0]
