@@ -86,9 +86,11 @@ def run_transport(name: str, server: TritonServer, weights: Path | None,
     protocol, shm = TRANSPORTS[name]
     pgid = server.pid or -1
     url = server.grpc_url if protocol == "grpc" else server.http_url
-    runners: dict[int, Runner] = {opt: make_runner(opt, url, protocol, shm, weights_dir=weights)
+    key = server.api_key  # HTTP inference needs it
+    runners: dict[int, Runner] = {opt: make_runner(opt, url, protocol, shm, weights_dir=weights,
+                                                   api_key=key)
                                   for opt in ALL_OPTIONS}
-    floor = Transport(ClientConfig(url=url, protocol=protocol, shared_memory=shm))
+    floor = Transport(ClientConfig(url=url, protocol=protocol, shared_memory=shm, api_key=key))
     series = {key: Series() for key in [*(str(int(o)) for o in ALL_OPTIONS), *FLOOR_MODELS]}
     labels_equal = True
     width = int(runners[0].config.embed.out_dim) if runners[0].config is not None else 8
@@ -191,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         repo = write_repository(Path(tmp) / "models", weights, instances=args.instances,
                                 torch_threads=args.threads, libtorch_variant=False,
                                 dynamic_batching=args.batching)
-        # a loopback server of this run only; its control APIs need no key
+        # a loopback server of this run only; its control APIs need no key (HTTP inference
+        # does: the runners send it)
         cfg = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=300,
                            restricted=())
         with TritonServer(repo, cfg) as server:

@@ -19,6 +19,14 @@ def shared_hnl_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test CA and certificates (see :func:`exatrkx.util.pki.make_test_pki`)."""
+    from exatrkx.util.pki import make_test_pki
+
+    return make_test_pki(tmp_path_factory.mktemp("pki"))
+
+
 # ---------------------------------------------------------------------------- ACTS events
 
 def simulate_gun_events(out: Path, events: int, seed: int, detector: object,

@@ -356,3 +356,6 @@ API_KEY_HEADER = "exatrkx-api-key"
 GRPC_API_KEY_HEADER = f"triton-grpc-protocol-{API_KEY_HEADER}"
 #: Environment variable with the key, read by the client and by ``exatrkx serve``.
 API_KEY_ENV = "EXATRKX_API_KEY"
+#: Environment variable of a bearer token (JWT) the client sends as ``authorization`` (for a
+#: proxy that checks tokens, see ``deploy/``).
+TOKEN_ENV = "EXATRKX_TOKEN"

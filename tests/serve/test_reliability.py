@@ -135,7 +135,9 @@ def test_requests_that_do_not_parse(server: TritonServer, good_labels: np.ndarra
     for body, headers in cases:
         if "Inference-Header-Content-Length" in headers:
             headers = {"Inference-Header-Content-Length": str(len(body) - 8)}
-        code, text = _post(url, body, headers)
+        # HTTP inference needs the key: without it Triton answers 403 before parsing
+        assert _post(url, body, headers)[0] == 403
+        code, text = _post(url, body, {**headers, API_KEY_HEADER: server.api_key or ""})
         # Triton answers a body it cannot parse with 500, a size mismatch with 400
         assert code in (400, 500), (body[:60], code, text)
         assert re.search(r"parse|size", json.loads(text)["error"]), text
@@ -177,8 +179,10 @@ def test_control_apis_need_the_key(server: TritonServer, client_api_key: str) ->
         for call in refused:
             with pytest.raises(InferenceServerException, match="restricted"):
                 call()
-        # health, metadata and inference stay open to standard clients
+        # health, metadata and gRPC inference stay open to standard clients
         assert grpc_plain.is_server_ready() and http_plain.is_model_ready("exatrkx")
+        np.testing.assert_array_equal(
+            grpc_infer(server, "exatrkx_pipeline", {"FEATURES": GOOD}, "LABELS").shape, (80,))
         assert grpc_plain.get_model_metadata("exatrkx").name == "exatrkx"
         # with the key the control APIs answer, but loading stays off
         key = {GRPC_API_KEY_HEADER: client_api_key}
@@ -213,11 +217,17 @@ def test_launcher_defaults(tmp_path: Path) -> None:
     assert one.api_key and two.api_key and one.api_key != two.api_key
     args = one.command(tmp_path)
     assert "--model-control-mode=none" in args
-    rule = (f"model-repository,shared-memory,statistics,trace,logging:{API_KEY_HEADER}="
-            f"{one.api_key}")
-    assert f"--grpc-restricted-protocol={rule}" in args
-    assert f"--http-restricted-api={rule}" in args
-    open_server = TritonServer(tmp_path, ServerConfig(restricted=()))
+    control = "model-repository,shared-memory,statistics,trace,logging"
+    assert f"--grpc-restricted-protocol={control}:{API_KEY_HEADER}={one.api_key}" in args
+    # HTTP inference too: one malformed JSON request crashes Triton 2.51's HTTP endpoint
+    assert f"--http-restricted-api={control},inference:{API_KEY_HEADER}={one.api_key}" in args
+    assert "--http-address=127.0.0.1" in args
+    http_only = TritonServer(tmp_path, ServerConfig(restricted=()))
+    assert http_only.api_key and not any("grpc-restricted" in a
+                                         for a in http_only.command(tmp_path))
+    assert (f"--http-restricted-api=inference:{API_KEY_HEADER}={http_only.api_key}"
+            in http_only.command(tmp_path))
+    open_server = TritonServer(tmp_path, ServerConfig(restricted=(), http_restricted=()))
     assert open_server.api_key is None and open_server.headers == {}
     assert not any("restricted" in a for a in open_server.command(tmp_path))
     with pytest.raises(InputError, match="16 to 256"):
@@ -274,3 +284,22 @@ def test_dead_backend_process_gives_retried_errors_and_a_restart_recovers(
         with Transport(config) as transport, pytest.raises(RemoteError) as info:
             transport.infer("identity", {"FEATURES": x}, ["OUTPUT"])
         assert info.value.unreachable
+
+
+def test_shared_memory_is_unregistered_right_after_a_response(server: TritonServer) -> None:
+    """Triton may refuse an unregister right after its response ("currently in use"): the
+    client retries it, so no registration outlives its transport."""
+    in_use = 0
+    for _ in range(20):
+        transport = Transport(ClientConfig(url=server.grpc_url, shared_memory=True))
+        out = transport.infer("exatrkx_pipeline", {"FEATURES": GOOD}, ["LABELS"])
+        assert out["LABELS"].shape == (80,)
+        transport.close()
+        in_use += transport.shm_in_use
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        status = client.get_system_shared_memory_status(
+            headers={GRPC_API_KEY_HEADER: server.api_key or ""}, as_json=True)
+    finally:
+        client.close()
+    assert not status.get("regions"), (status, in_use)

@@ -36,6 +36,7 @@ from exatrkx.errors import ExatrkxError, InputError
 from exatrkx.io import event_sources, tracks_path
 from exatrkx.physics.plots import plot_efficiency_comparison
 from exatrkx.service.runner import make_runner, warm_up
+from exatrkx.service.tls import ClientTls
 from exatrkx.util.files import atomic_write_text
 from exatrkx.util.jsonsafe import dumps
 
@@ -175,7 +176,7 @@ def run_chain(events: str | Path, finders: str | Sequence[str] = FINDERS,
               weights_dir: str | Path | None = None, out: str | Path | None = None, *,
               resume: bool = False, plots: str | Path | None = None,
               timeout_s: float | None = None, retries: int | None = None,
-              num_threads: int | None = 1,
+              num_threads: int | None = 1, tls: ClientTls | None = None,
               on_line: Callable[[str], None] | None = None,
               runner: LabelRunner | None = None,
               detector: Detector | None = None) -> ChainReport:
@@ -194,6 +195,7 @@ def run_chain(events: str | Path, finders: str | Sequence[str] = FINDERS,
         timeout_s: client timeout of one request (options 1-5; None: the client default).
         retries: resends after a transient failure (None: the client default).
         num_threads: torch intra-op threads (None: leave as is).
+        tls: TLS of the connections to the server (options 1-5; None: plain text).
         on_line: called with each human-readable line as it is produced.
         runner: our finder's runner, warmed up, instead of one made here from
             ``option_number``, ``url`` and ``weights_dir`` (a program that holds one).
@@ -236,7 +238,7 @@ def run_chain(events: str | Path, finders: str | Sequence[str] = FINDERS,
             if runner is None:
                 made = stack.enter_context(make_runner(opt, url, weights_dir=weights_dir,
                                                        timeout_s=timeout_s, retries=retries,
-                                                       num_threads=num_threads))
+                                                       num_threads=num_threads, tls=tls))
                 warm_up(made)
                 runner = made
             runners[GNN_NAME] = runner

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from exatrkx.cli.app import app, user_errors
+from exatrkx.cli.options import client_tls_options
 from exatrkx.errors import InputError
 
 
 @app.command()
 @user_errors
+@client_tls_options
 def chain(
     events: Annotated[Path, typer.Option(help="TrackML events with truth from an ACTS "
                                               "simulation of the generic detector: a "
@@ -40,16 +42,17 @@ def chain(
                                                 "times out (options 1-5).")] = 60.0,
     retries: Annotated[int, typer.Option(help="Resends of a request that failed for a "
                                               "reason that may pass (options 1-5).")] = 2,
+    tls: Any = None,
 ) -> None:
     """Reconstruct events in ACTS with our finder and with ACTS' CKF; fit, select, score
     both with one definition and time them.
 
     Our finder sends each event's spacepoints through the service option (in process or
-    to the server at --url) and hands its tracks to ACTS, which estimates their starting
-    parameters and fits them with its Kalman fitter. The CKF runs with ACTS' own settings
-    for the generic detector. Exit code 2: an event was bad input; 3: the server was
-    unavailable, refused or failed (the events not attempted are listed; rerun with
-    --resume).
+    to the server at --url, over TLS with --tls-ca) and hands its tracks to ACTS, which
+    estimates their starting parameters and fits them with its Kalman fitter. The CKF runs
+    with ACTS' own settings for the generic detector. Exit code 2: an event was bad input;
+    3: the server was unavailable, refused (key, TLS) or failed (the events not attempted
+    are listed; rerun with --resume).
     """
     # ACTS is a heavy import (the C++ bindings and the detector): only when the command runs
     from exatrkx.acts.app import run_chain
@@ -63,7 +66,7 @@ def chain(
         raise InputError(f"--threads must be >= 1, got {threads}")
     report = run_chain(events, finders, option, url=url, weights_dir=weights, out=out,
                        resume=resume, plots=plots, timeout_s=timeout, retries=retries,
-                       num_threads=threads, on_line=None if json_out else typer.echo)
+                       num_threads=threads, tls=tls, on_line=None if json_out else typer.echo)
     for message in report.errors:
         typer.echo(f"error: {message}", err=True)
     if json_out:

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from exatrkx.cli.app import app, user_errors
+from exatrkx.cli.options import client_tls_options
 from exatrkx.contract import ALL_OPTIONS, Option
 from exatrkx.errors import InputError
 
 
 @app.command()
 @user_errors
+@client_tls_options
 def study(
     events: Annotated[Path | None, typer.Option(
         help="Events to time (default: the shared HNL events, else 100 simulated HNL "
@@ -75,6 +77,7 @@ def study(
         help="Server counts, e.g. 1,2,3: also time options 4 and 5 over that many embedded "
              "servers (one instance each) against one server with as many instances.")]
     = None,
+    tls: Any = None,
 ) -> None:
     """The timing study: every service option, transports, concurrency, server settings and
     perf_analyzer; writes report.md, PNG plots and timings.csv, prints a summary."""
@@ -85,7 +88,7 @@ def study(
     from exatrkx.util.jsonsafe import dumps
 
     settings: dict[str, Any] = {
-        "out": out, "events": events, "url": url, "http_url": http_url,
+        "out": out, "events": events, "url": url, "http_url": http_url, "tls": tls,
         "weights": weights, "threads": threads, "progress": progress,
         "perf_analyzer": perf_analyzer, "chain_events": chain_events,
         "options": tuple(Option(o) for o in parse_int_list(
@@ -104,6 +107,9 @@ def study(
                        ("network_bandwidths", network_bandwidth)):
         if value is not None:
             settings[key] = parse_float_list(value, f"--{key[:-1].replace('_', '-')}")
+    if tls is not None and url is None:
+        raise InputError("--tls-ca and the other TLS options need --url (the embedded server "
+                         "is plain text on this host)")
     cfg = quick_config(**settings) if quick else StudyConfig(**settings)
     if out.exists() and not out.is_dir():
         raise InputError("--out must be a folder", out)

@@ -65,9 +65,10 @@ def run_chain_phase(events: Path, endpoint: Endpoint, weights: Path | None,
     with contextlib.ExitStack() as stack:
         runners: dict[str, LabelRunner] = {}
         for option in CHAIN_OPTIONS:
+            remote = OPTIONS[option].remote
             runner = stack.enter_context(make_runner(
-                option, endpoint.grpc_url if OPTIONS[option].remote else None,
-                weights_dir=weights, num_threads=threads))
+                option, endpoint.grpc_url if remote else None, weights_dir=weights,
+                num_threads=threads, **(endpoint.client("grpc") if remote else {})))
             warm_up(runner)
             runners[finder_name(option)] = runner
         run = execute_chain(sources, runners, ckf=True)

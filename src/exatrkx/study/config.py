@@ -7,6 +7,7 @@ from pathlib import Path
 
 from exatrkx.contract import ALL_OPTIONS, WHOLE_EVENT_OPTIONS, Option, Protocol
 from exatrkx.errors import InputError
+from exatrkx.service.tls import ClientTls
 
 #: Transport name -> (protocol, system shared memory).
 TRANSPORTS: dict[str, tuple[Protocol, bool]] = {"grpc": ("grpc", False),
@@ -95,6 +96,7 @@ class StudyConfig:
         warmup: warm-up events per runner before anything is timed.
         url: an external server's gRPC ``host:port`` (None: start the embedded server).
         http_url: the external server's HTTP ``host:port`` (None: same host, port 8000).
+        tls: TLS of the external server's gRPC endpoint (None: plain text).
         weights: weights folder (None: the shipped ones, else random-init nets).
         instances: model instances per model of the throughput scan (embedded server only).
         batching_scan: scan dynamic batching on and off (else only the main server's
@@ -130,6 +132,7 @@ class StudyConfig:
     warmup: int = 3
     url: str | None = None
     http_url: str | None = None
+    tls: ClientTls | None = None
     weights: Path | None = None
     instances: tuple[int, ...] = (1, 2)
     batching_scan: bool = True

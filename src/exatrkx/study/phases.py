@@ -20,7 +20,12 @@ from exatrkx.service.runner import Runner, make_runner
 from exatrkx.service.stats import add_delta
 from exatrkx.service.transport import ClientConfig, Transport
 from exatrkx.study.config import TRANSPORTS, StudyConfig
-from exatrkx.study.perf import PerfAnalyzerError, export_perf_data, find_perf_analyzer
+from exatrkx.study.perf import (
+    PerfAnalyzerError,
+    export_perf_data,
+    find_perf_analyzer,
+    perf_tls_args,
+)
 from exatrkx.study.perf import run_perf_analyzer as run_tool
 from exatrkx.study.results import (
     FLOOR_ROWS,
@@ -92,12 +97,15 @@ def run_main(endpoint: Endpoint, transport: str, events: Sequence[Event],
             | {k: OptionRun() for k in FLOOR_ROWS.values()})
     clock = _Clock(endpoint)
     with contextlib.ExitStack() as stack:
+        client = endpoint.client(protocol)
         runners = {o: stack.enter_context(make_runner(o, url if OPTIONS[o].remote else None,
-                                                      protocol, shm, weights_dir=weights))
+                                                      protocol, shm, weights_dir=weights,
+                                                      **client))
                    for o in options}
         floor = stack.enter_context(Transport(ClientConfig(url=url, protocol=protocol,
-                                                           shared_memory=shm)))
-        stats = stack.enter_context(Transport(ClientConfig(url=url, protocol=protocol)))
+                                                           shared_memory=shm, **client)))
+        stats = stack.enter_context(Transport(ClientConfig(url=url, protocol=protocol,
+                                                           **client)))
         for ev, sizes in zip(events[:cfg.warmup], reference.sizes, strict=False):
             for runner in runners.values():
                 runner.run(ev.features)
@@ -170,15 +178,17 @@ def run_scan(endpoint: Endpoint, transport: str, options: Sequence[Option],
     clock = _Clock(endpoint if remote else None)
     desc = f"scan {endpoint.instances} inst. batching {'on' if endpoint.batching else 'off'}"
     with contextlib.ExitStack() as stack:
+        client = endpoint.client(protocol)
         runners = {}
         for o, c in pairs:
             url = endpoint.url(protocol) if OPTIONS[o].remote else None
             runners[(o, c)] = stack.enter_context(make_runner(
-                o, url, protocol, shm, weights_dir=weights, concurrency=c))
+                o, url, protocol, shm, weights_dir=weights, concurrency=c,
+                **(client if OPTIONS[o].remote else {})))
             warm = max(cfg.warmup, c)
             runners[(o, c)].run_many((feats * warm)[:warm])
         stats = stack.enter_context(Transport(ClientConfig(url=endpoint.url(protocol),
-                                                           protocol=protocol)))
+                                                           protocol=protocol, **client)))
         bar = stack.enter_context(progress_bar(cfg, cfg.repeats * len(pairs) * len(events),
                                                desc))
         for rep in range(cfg.repeats):
@@ -225,6 +235,7 @@ def run_perf(endpoint: Endpoint, events: Sequence[Event], cfg: StudyConfig,
                                     cfg.perf_concurrency,
                                     measurement_interval_ms=cfg.perf_interval_ms,
                                     stability_percentage=1000.0, max_trials=4,
+                                    extra=perf_tls_args(endpoint.tls),
                                     timeout=180.0, tool=tool)
         except PerfAnalyzerError as exc:
             result.errors[model] = str(exc).splitlines()[0]

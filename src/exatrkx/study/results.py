@@ -9,6 +9,7 @@ from typing import Any
 
 from exatrkx.contract import FLOOR_MODELS, Option, Protocol
 from exatrkx.service.stats import ModelStats, RawStats, stats_delta
+from exatrkx.service.tls import ClientTls
 from exatrkx.study.config import StudyConfig
 from exatrkx.study.simulation import SimulationCheck
 from exatrkx.util.procfs import group_cpu_s
@@ -30,6 +31,8 @@ class Endpoint:
         batching: the repository's dynamic batching on.
         metrics_url: the Prometheus endpoint (None: not known).
         device: where its models compute (``cpu``, ``cuda``).
+        api_key: the server's key (None: ``$EXATRKX_API_KEY``).
+        tls: TLS of its gRPC endpoint as the client sees it (None: plain text).
     """
 
     grpc_url: str
@@ -39,9 +42,16 @@ class Endpoint:
     batching: bool = False
     metrics_url: str | None = None
     device: str = "cpu"
+    api_key: str | None = None
+    tls: ClientTls | None = None
 
     def url(self, protocol: Protocol) -> str:
         return self.grpc_url if protocol == "grpc" else self.http_url
+
+    def client(self, protocol: Protocol) -> dict[str, Any]:
+        """Keyword arguments of ``make_runner`` and ``ClientConfig``: the key, and TLS for
+        gRPC."""
+        return {"api_key": self.api_key, "tls": self.tls if protocol == "grpc" else None}
 
     def cpu_s(self) -> float:
         """CPU seconds of the server and its stubs so far (NaN for an external server)."""

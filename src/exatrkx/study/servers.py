@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from exatrkx.contract import DEFAULT_PORTS
-from exatrkx.errors import ServerUnavailable
 from exatrkx.serve import RepositoryConfig, ServerConfig, TritonServer, write_repository
-from exatrkx.service.transport import ClientConfig, probe_ready
+from exatrkx.service.transport import ClientConfig, Transport
 from exatrkx.study.config import StudyConfig
 from exatrkx.study.results import Endpoint
 
@@ -35,22 +34,23 @@ def embedded_server(weights: Path | None, scratch: Path, instances: int, batchin
     config = ServerConfig(grpc_port=0, http_port=0, metrics_port=0, startup_timeout=300,
                           exit_timeout=2, restricted=())
     with TritonServer(repo, config) as server:
+        # the key opens HTTP inference (Triton's HTTP JSON parsing must not be open)
         yield Endpoint(server.grpc_url, server.http_url, server.pid, instances, batching,
-                       server.metrics_url, settings.device)
+                       server.metrics_url, settings.device, api_key=server.api_key)
 
 
 def external_endpoint(cfg: StudyConfig) -> Endpoint:
     """The server given by ``cfg.url`` (and ``cfg.http_url``).
 
     Raises:
-        ServerUnavailable: it does not answer ready over gRPC.
+        ServerUnavailable: it does not answer ready over gRPC, or refuses the connection.
     """
     grpc_url = ClientConfig(url=cfg.url).address
     http_url = (ClientConfig(url=cfg.http_url, protocol="http").address if cfg.http_url
                 else f"{grpc_url.rsplit(':', 1)[0]}:{DEFAULT_PORTS['http']}")
-    if not probe_ready(grpc_url, "grpc"):
-        raise ServerUnavailable(f"no ready Triton server at {grpc_url} (gRPC)")
-    return Endpoint(grpc_url, http_url)
+    with Transport(ClientConfig(url=grpc_url, tls=cfg.tls, timeout_s=10, retries=0)) as probe:
+        probe.check_ready()
+    return Endpoint(grpc_url, http_url, tls=cfg.tls)
 
 
 def machine_cores() -> int:
