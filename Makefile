@@ -20,8 +20,18 @@ $(PERF_STAMP): $(STAMP) scripts/install_perf_analyzer.sh
 	@bash scripts/install_perf_analyzer.sh $(VENV)/perf_analyzer $(PY)
 	@touch $(PERF_STAMP)
 
-run: install
-	$(VENV)/bin/exatrkx study --out study-out
+# ACTS-simulated events with truth for the study's chain phase (our finder against ACTS' CKF):
+# 100 HNL events of a seed the training never used, simulated once (about 10 s); another
+# folder of TrackML events with truth can be given: `make run CHAIN_EVENTS=../events/hnl-eval`
+CHAIN_EVENTS ?= chain-events
+
+$(CHAIN_EVENTS)/.simulated: | $(STAMP)
+	$(VENV)/bin/exatrkx simulate --source hnl --events 100 --seed 777 --out $(CHAIN_EVENTS) \
+	  --no-progress
+	@touch $@
+
+run: install $(if $(wildcard $(CHAIN_EVENTS)/*-truth.csv),,$(CHAIN_EVENTS)/.simulated)
+	$(VENV)/bin/exatrkx study --out study-out --chain-events $(CHAIN_EVENTS)
 
 test: install
 	$(PY) -m pytest -q

@@ -9,6 +9,13 @@ sampling the resident memory of ``tritonserver`` and its backend stubs from ``/p
     .venv/bin/python benchmarks/load_test.py --options 4,5 --clients 8 --rounds 3 \\
         --soak-s 180 --json load.json
 
+At realistic sizes (events of ~200 000 hits: ttbar with 200 pileup interactions) the server
+must accept them and the clients wait for them::
+
+    .venv/bin/exatrkx simulate --source ttbar --pileup 200 --events 10 --seed 9 --out PU
+    .venv/bin/python benchmarks/load_test.py --events PU --options 4,5 --clients 4 \\
+        --rounds 2 --max-hits 400000 --timeout 1800 --json load-pu200.json
+
 Exit code 0 when every option had zero errors and zero mismatches.
 """
 
@@ -81,11 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=Path, default=None,
                         help="events (default: the shared HNL events)")
+    parser.add_argument("--max-events", type=int, default=None,
+                        help="use only the first N events")
     parser.add_argument("--options", default="4,5")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--instances", type=int, default=1, help="model instances")
     parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--max-hits", type=int, default=None,
+                        help="the server refuses events above this many hits (default: the "
+                             "repository's default)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="client timeout of one request, s (default: the client's)")
     parser.add_argument("--url", default=None, help="gRPC HOST:PORT of a running server "
                                                     "(no soak memory figures then)")
     parser.add_argument("--soak-s", type=float, default=0.0)
@@ -98,17 +112,25 @@ def main(argv: list[str] | None = None) -> int:
     events_dir = args.events or hnl_events_dir()
     if events_dir is None:
         parser.error("no events: pass --events (the shared HNL events are absent)")
-    events = [ev.features for ev in iter_events(events_dir)]
+    events = [ev.features for ev in iter_events(events_dir)][:args.max_events]
+    load_start = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    t0 = time.perf_counter()
     with make_runner(0, weights_dir=args.weights) as local:
         reference = [r.labels for r in local.run_many(events)]
-    report: dict = {"events": len(events), "hits_mean": float(np.mean([len(x) for x in events])),
-                    "clients": args.clients, "rounds": args.rounds, "instances": args.instances}
+    report: dict = {"command": " ".join(sys.argv), "events_dir": str(events_dir),
+                    "events": len(events), "hits_mean": float(np.mean([len(x) for x in events])),
+                    "hits_max": int(max(len(x) for x in events)),
+                    "clients": args.clients, "rounds": args.rounds, "instances": args.instances,
+                    "reference_s": round(time.perf_counter() - t0, 1),
+                    "load_average_start": load_start}
     with tempfile.TemporaryDirectory(prefix="exatrkx-load-") as tmp:
         server = None
         url = args.url
         if url is None:
+            settings = {} if args.max_hits is None else {"max_hits": args.max_hits}
             repo = write_repository(Path(tmp) / "models", args.weights,
-                                    instances=args.instances, libtorch_variant=False)
+                                    instances=args.instances, libtorch_variant=False,
+                                    **settings)
             server = TritonServer(repo, ServerConfig(grpc_port=0, http_port=0, metrics_port=0,
                                                      startup_timeout=300))
             server.start()
@@ -119,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             report["load"] = {}
             for option in options:
                 result = run_load(url, events, reference, option, clients=args.clients,
-                                  rounds=args.rounds, api_key=key)
+                                  rounds=args.rounds, api_key=key, timeout_s=args.timeout)
                 report["load"][str(option)] = result.summary()
                 print(json.dumps(result.summary()), file=sys.stderr)
                 for line in (result.errors + result.mismatches)[:5]:
@@ -131,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if server is not None:
                 server.cleanup()
+    report["load_average_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     text = json.dumps(report, indent=2)
     if args.json:
         args.json.write_text(text + "\n")

@@ -31,7 +31,21 @@ EDGES_KEPT   INT64  [2, E']    edges the filter kept
 SCORES       FP32   [E']       GNN edge scores in [0, 1]
 LABELS       INT64  [N]        track of each hit, -1 = none
 OUTPUT       FP32   [N, 3]     what the identity floor model returns
+SIZES        INT64  [3]        D, E, E' of the event (the touch floors' sizes)
 ===========  =====  =========  =============================================
+
+On the wire every tensor carries one event and a leading *event dimension* of 1 (Triton's
+batch dimension: ``FEATURES`` is sent as ``[1, N, 3]``, ``LABELS`` comes back as ``[1, N]``;
+:func:`on_wire` / :func:`off_wire`). Every served model declares it (``max_batch_size`` > 0),
+so Triton's dynamic batcher can hand a model several events' requests in one execution,
+which the model runs as one disjoint graph (:mod:`exatrkx.core.batch`); whether a server
+batches is its own setting and never changes what a client sends.
+
+Floors (Triton's own cost, measured beside the options): ``identity`` returns its input and
+``identity_ensemble5`` chains five of it (no work, the input never read); ``touch`` and the
+five-step ``touch_ensemble5`` read every input element and write outputs of the real stages'
+sizes (``SIZES`` gives an event's embedding width and edge counts), so they cost what moving
+the real data costs.
 """
 
 from __future__ import annotations
@@ -59,6 +73,7 @@ EDGES_KEPT = "EDGES_KEPT"
 SCORES = "SCORES"
 LABELS = "LABELS"
 OUTPUT = "OUTPUT"
+SIZES = "SIZES"
 
 TritonType = Literal["FP32", "INT64"]
 #: Embedding width placeholder in a shape (the width comes from the weights).
@@ -112,7 +127,28 @@ TENSORS: dict[str, TensorSpec] = {t.name: t for t in (
     TensorSpec(SCORES, "FP32", (ANY,), "k"),
     TensorSpec(LABELS, "INT64", (ANY,), 1),
     TensorSpec(OUTPUT, "FP32", (ANY, 3), 3),
+    TensorSpec(SIZES, "INT64", (3,), 0),
 )}
+#: Events per request: the size of the leading event dimension every tensor has on the wire.
+EVENTS_PER_REQUEST = 1
+
+
+def on_wire(array: np.ndarray) -> np.ndarray:
+    """One event's tensor as sent: a view with the leading event dimension."""
+    return array[None]
+
+
+def off_wire(name: str, array: np.ndarray) -> np.ndarray:
+    """One event's tensor from the wire (leading event dimension dropped).
+
+    Raises:
+        ValueError: the array does not hold exactly one event.
+    """
+    if array.ndim == 0 or array.shape[0] != EVENTS_PER_REQUEST:
+        raise ValueError(f"{name} has shape {list(array.shape)}: expected one event "
+                         f"(a leading dimension of {EVENTS_PER_REQUEST})")
+    return array[0]
+
 
 # ---------------------------------------------------------------------------- models
 
@@ -122,6 +158,8 @@ ENSEMBLE_MODEL = "exatrkx"
 PIPELINE_MODEL = "exatrkx_pipeline"
 IDENTITY_MODEL = "identity"
 IDENTITY_ENSEMBLE_MODEL = "identity_ensemble5"
+TOUCH_MODEL = "touch"
+TOUCH_ENSEMBLE_MODEL = "touch_ensemble5"
 #: Steps of the identity ensemble (the floor of a five-stage ensemble).
 FLOOR_ENSEMBLE_STEPS = 5
 
@@ -159,6 +197,21 @@ STAGE_MODELS: dict[Stage, ModelSpec] = {
     "label": ModelSpec("label", "stage", (FEATURES, EDGES_KEPT, SCORES), (LABELS,), "label"),
 }
 
+#: Sizes each touch step reads from ``SIZES`` for its output (index into the tensor).
+TOUCH_SIZE_INDEX: dict[str, int] = {EMBEDDING: 0, EDGES: 1, EDGES_KEPT: 2}
+
+
+def _touch_step(stage: Stage) -> ModelSpec:
+    """The touch floor's step for ``stage``: the stage's tensors, plus ``SIZES`` where the
+    output size is not given by an input (embedding width, edge counts)."""
+    spec = STAGE_MODELS[stage]
+    extra = (SIZES,) if spec.output in TOUCH_SIZE_INDEX else ()
+    return ModelSpec(f"touch_{stage}", "floor", (*spec.inputs, *extra), spec.outputs, stage)
+
+
+#: The touch ensemble's steps, one per stage (same tensors as the stage models).
+TOUCH_STEP_MODELS: dict[Stage, ModelSpec] = {s: _touch_step(s) for s in STAGES}
+
 MODELS: dict[str, ModelSpec] = {
     **{spec.name: spec for spec in STAGE_MODELS.values()},
     ENSEMBLE_MODEL: ModelSpec(ENSEMBLE_MODEL, "ensemble", (FEATURES,), (LABELS,)),
@@ -166,10 +219,31 @@ MODELS: dict[str, ModelSpec] = {
     IDENTITY_MODEL: ModelSpec(IDENTITY_MODEL, "floor", (FEATURES,), (OUTPUT,)),
     IDENTITY_ENSEMBLE_MODEL: ModelSpec(IDENTITY_ENSEMBLE_MODEL, "floor_ensemble",
                                        (FEATURES,), (OUTPUT,)),
+    TOUCH_MODEL: ModelSpec(TOUCH_MODEL, "floor", (FEATURES,), (LABELS,)),
+    **{spec.name: spec for spec in TOUCH_STEP_MODELS.values()},
+    TOUCH_ENSEMBLE_MODEL: ModelSpec(TOUCH_ENSEMBLE_MODEL, "floor_ensemble",
+                                    (FEATURES, SIZES), (LABELS,)),
 }
+#: Models that serve the pipeline (a repository without the floor models still has these).
+SERVED_MODELS: tuple[str, ...] = tuple(n for n, s in MODELS.items()
+                                       if not s.kind.startswith("floor"))
+#: The floor models.
+FLOOR_MODEL_NAMES: tuple[str, ...] = tuple(n for n, s in MODELS.items()
+                                           if s.kind.startswith("floor"))
 
-#: Floor rows of the study -> the model that measures them (Triton's own cost).
-FLOOR_MODELS: dict[str, str] = {"hop": IDENTITY_MODEL, "ensemble5": IDENTITY_ENSEMBLE_MODEL}
+#: Floor rows of the study -> the model that measures them (Triton's own cost): identity
+#: (no work) and touch (reads every input, writes the real sizes), one hop and five steps.
+FLOOR_MODELS: dict[str, str] = {"hop": IDENTITY_MODEL, "ensemble5": IDENTITY_ENSEMBLE_MODEL,
+                                "touch_hop": TOUCH_MODEL,
+                                "touch_ensemble5": TOUCH_ENSEMBLE_MODEL}
+def touch_sizes(embed_dim: int, edges: int, kept_edges: int) -> np.ndarray:
+    """The ``SIZES`` tensor of an event: its embedding width, build edges and kept edges."""
+    return np.array([embed_dim, edges, kept_edges], dtype=np.int64)
+
+
+#: The floor each whole-event model is held against (the same number of hops).
+TOUCH_FLOOR_OF: dict[str, str] = {PIPELINE_MODEL: "touch_hop",
+                                  ENSEMBLE_MODEL: "touch_ensemble5"}
 
 # ---------------------------------------------------------------------------- options
 
@@ -308,3 +382,6 @@ API_KEY_HEADER = "exatrkx-api-key"
 GRPC_API_KEY_HEADER = f"triton-grpc-protocol-{API_KEY_HEADER}"
 #: Environment variable with the key, read by the client and by ``exatrkx serve``.
 API_KEY_ENV = "EXATRKX_API_KEY"
+#: Environment variable of a bearer token (JWT) the client sends as ``authorization`` (for a
+#: proxy that checks tokens, see ``deploy/``).
+TOKEN_ENV = "EXATRKX_TOKEN"

@@ -91,6 +91,8 @@ class TrainConfig:
             (GeV): low-pT loopers do not pull the metric out of shape.
         edge_pt: the filter and the GNN learn the edges of particles above this pT (GeV) as
             true and those of slower particles as false (0 = every particle's edges true).
+        signal_weight: weight in the filter and GNN losses of the true edges of particles
+            above ``signal_pt`` (the ones the efficiency counts), relative to other edges.
         signal_pt: the radius and the filter cut are set on the truth pairs of particles
             above this pT (GeV), the ones the efficiency is judged on.
         target_build_efficiency: fraction of truth pairs the build radius must keep.
@@ -115,13 +117,14 @@ class TrainConfig:
     pileup: float = 0.0
     embed_epochs: int = 12
     filter_epochs: int = 16
-    gnn_epochs: int = 40
+    gnn_epochs: int = 60
     lr: float = 3e-3
     margin: float = 0.1
     random_negatives: int = 4
     hard_negatives: int = 8
     embed_pt: float = 0.5
     edge_pt: float = 0.0
+    signal_weight: float = 4.0
     signal_pt: float = 1.0
     target_build_efficiency: float = 0.997
     target_filter_efficiency: float = 0.995
@@ -156,8 +159,9 @@ def pileup_recipe() -> tuple[TrainConfig, PipelineConfig]:
       99.8% of those pairs are held): chosen over metric learning and a module map by
       measurement (edge efficiency against edges per hit);
     - filter and GNN: trained on wedges of 1/8 of the azimuth (sampled subgraphs, eight
-      per event and epoch), learning the edges of particles above 0.7 GeV as true; 3 filter
-      and 2 GNN epochs, what fits in 90 minutes on two shared cores;
+      per event and epoch), learning the edges of particles above 0.7 GeV as true (no extra
+      weight on signal edges); 3 filter and 2 GNN epochs, what fits in 90 minutes on two
+      shared cores;
     - labels: method, GNN cut and the track selection's minimum fitted pT (0.7-0.9 GeV)
       chosen on the validation events.
 
@@ -165,8 +169,8 @@ def pileup_recipe() -> tuple[TrainConfig, PipelineConfig]:
     the validation events.
     """
     train = TrainConfig(train_events=0, val_events=4, label_events=4, filter_epochs=3,
-                        gnn_epochs=2, embed_pt=0.9, edge_pt=0.7, subgraph_phi=0.125,
-                        threads=2, target_build_efficiency=0.995,
+                        gnn_epochs=2, embed_pt=0.9, edge_pt=0.7, signal_weight=1.0,
+                        subgraph_phi=0.125, threads=2, target_build_efficiency=0.995,
                         target_filter_efficiency=0.995, layer_coverage=0.998,
                         label_min_pts=(0.7, 0.8, 0.9))
     base = PipelineConfig(embed=EmbedConfig(kind="layers", out_dim=4),
@@ -567,28 +571,36 @@ def edge_truth(s: Sample, edges: torch.Tensor, min_pt: float) -> torch.Tensor:
 
 
 def _edge_step(net: nn.Module, graphs: list[torch.Tensor], samples: Sequence[Sample],
-               min_pt: float, subgraph_phi: float = 1.0
+               cfg: TrainConfig
                ) -> Callable[[Sample, torch.Tensor, torch.Generator], torch.Tensor | None]:
     """Class-balanced BCE on each sample's graph (``graphs`` aligned with ``samples``), or on
-    a wedge of it (``subgraph_phi < 1``: see :class:`Subgraph`)."""
+    a wedge of it (``cfg.subgraph_phi < 1``: see :class:`Subgraph`); the true edges of
+    signal particles weigh ``cfg.signal_weight``."""
     index = {id(s): i for i, s in enumerate(samples)}
-    ys = [edge_truth(s, g.long(), min_pt) for s, g in zip(samples, graphs, strict=True)]
+    ys = [edge_truth(s, g.long(), cfg.edge_pt) for s, g in zip(samples, graphs, strict=True)]
+    signal = None if cfg.signal_weight == 1.0 else [
+        y & (s.hit_pt[g[0].long()] > cfg.signal_pt)
+        for s, g, y in zip(samples, graphs, ys, strict=True)]
 
     def step(s: Sample, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
         i = index[id(s)]
         edges, truth = graphs[i], ys[i]
-        sub = Subgraph.wedge(x, subgraph_phi)
+        sig = None if signal is None else signal[i]
+        sub = Subgraph.wedge(x, cfg.subgraph_phi)
         if sub is not None:
             x = x[sub.keep]
             edges, inside = sub.edges(edges)
             truth = truth[inside]
+            sig = None if sig is None else sig[inside]
         edges, y = edges.long(), truth.float()
         if edges.shape[1] == 0:
             return None
         pos = float(y.sum())
         weight = torch.tensor((y.numel() - pos) / max(pos, 1.0)).clamp(1.0, 20.0)
+        w = None if sig is None else 1.0 + (cfg.signal_weight - 1.0) * sig.float()
         logits = net(x, edges)
-        return nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=weight)
+        return nn.functional.binary_cross_entropy_with_logits(logits, y, weight=w,
+                                                              pos_weight=weight)
 
     return step
 
@@ -806,7 +818,7 @@ def train_events(cfg: TrainConfig, train_ev: Sequence[Event], val_ev: Sequence[E
         graphs = build_graphs(nets, pcfg, train_s, filtered=False, compact=True)
         log(f"build: {_edges_per_hit(graphs, train_s):.2f} edges per hit")
         _epochs(nets.filter, train_s, cfg.filter_epochs, cfg.lr, cfg.seed + 2,
-                _edge_step(nets.filter, graphs, train_s, cfg.edge_pt, cfg.subgraph_phi), log,
+                _edge_step(nets.filter, graphs, train_s, cfg), log,
                 "filter", cfg.steps_per_event, ck.progress("filter"), on_epoch)
         del graphs
         pcfg = replace(pcfg, filter_cut=choose_filter_cut(nets, pcfg, val_s,
@@ -819,7 +831,7 @@ def train_events(cfg: TrainConfig, train_ev: Sequence[Event], val_ev: Sequence[E
         graphs = build_graphs(nets, pcfg, train_s, filtered=True)
         log(f"filter: {_edges_per_hit(graphs, train_s):.2f} edges per hit")
         _epochs(nets.gnn, train_s, cfg.gnn_epochs, cfg.lr, cfg.seed + 3,
-                _edge_step(nets.gnn, graphs, train_s, cfg.edge_pt, cfg.subgraph_phi), log,
+                _edge_step(nets.gnn, graphs, train_s, cfg), log,
                 "gnn", cfg.steps_per_event, ck.progress("gnn"), on_epoch)
         del graphs
         finish()

@@ -22,7 +22,7 @@ from exatrkx.core.models import (
 )
 from exatrkx.core.pipeline import Pipeline, Stages, load_pipeline, local_stages
 from exatrkx.errors import InputError
-from exatrkx.io import read_event
+from exatrkx.io import iter_events, read_event
 
 CONFIG = PipelineConfig(radius=0.3, max_neighbours=16, filter_cut=0.0, gnn_cut=0.0)
 
@@ -175,3 +175,37 @@ def test_stage_factory_refuses_a_missing_net_or_an_unknown_stage() -> None:
     with pytest.raises(ValueError, match="unknown stage"):
         stage("walk", cfg)
     assert callable(stage("build", cfg)) and callable(stage("label", cfg))
+
+
+def test_run_batch_gives_each_event_its_labels_alone(weights: Path) -> None:
+    pipe = load_pipeline(weights, num_threads=None)
+    events = [_features(n, seed=n) for n in (300, 0, 1, 2, 150, 45, 500)]
+    alone = [pipe.run(f).labels for f in events]
+    assert any((a >= 0).any() for a in alone), "the events make tracks"
+    for order in ([0, 1, 2, 3, 4, 5, 6], [6, 2, 0, 5], [1], [4, 3]):
+        got = pipe.run_batch([events[i] for i in order])
+        assert len(got) == len(order)
+        for i, res in zip(order, got, strict=True):
+            np.testing.assert_array_equal(res.labels, alone[i])
+            assert res.labels.dtype == np.int64
+    with pytest.raises(InputError, match="non-finite"):
+        pipe.run_batch([events[0], np.full((4, 3), np.nan, np.float32)])
+    remote_like = Pipeline(Stages(*(lambda *a: a[0] for _ in STAGES)))
+    with pytest.raises(TypeError, match="local stages"):
+        remote_like.run_batch([events[0]])
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_run_batch_gives_the_shared_events_their_labels_alone(shared_hnl_dir: Path) -> None:
+    """The 100 shared events with the shipped weights, in batches of 1 to 16 events."""
+    pipe = load_pipeline()
+    events = [ev.features for ev in iter_events(shared_hnl_dir)]
+    alone = [pipe.run(f).labels for f in events]
+    rng = np.random.default_rng(3)
+    for size in (2, 4, 8, 16):
+        order = rng.permutation(len(events)).tolist()
+        for start in range(0, len(events), size):
+            idx = order[start:start + size]
+            for i, res in zip(idx, pipe.run_batch([events[i] for i in idx]), strict=True):
+                np.testing.assert_array_equal(res.labels, alone[i], err_msg=f"event {i}")

@@ -11,8 +11,15 @@ import pytest
 
 from exatrkx.errors import InputError
 from exatrkx.io import Event
-from exatrkx.physics.metrics import MetricsConfig, edge_counts, evaluate_event, gnn_edges, summarize
-from exatrkx.physics.plots import plot_efficiency
+from exatrkx.physics.metrics import (
+    MetricsConfig,
+    edge_counts,
+    evaluate_event,
+    evaluate_tracks,
+    gnn_edges,
+    summarize,
+)
+from exatrkx.physics.plots import plot_efficiency, plot_efficiency_comparison
 from exatrkx.physics.truth import event_truth_graph
 
 # particle -> (hit ids, pt [GeV], production radius [mm])
@@ -167,3 +174,50 @@ def test_needs_truth() -> None:
         evaluate_event(bare, np.zeros(bare.num_hits, dtype=np.int64))
     with pytest.raises(ValueError, match="labels"):
         evaluate_event(ev, np.zeros(3, dtype=np.int64))
+
+
+def tracks_of(event: Event, labels: np.ndarray) -> list[np.ndarray]:
+    return [np.flatnonzero(labels == t) for t in range(int(labels.max()) + 1)]
+
+
+def test_tracks_as_hit_lists_score_like_labels() -> None:
+    ev = make_event(seed=2)
+    labels = labels_of(ev)
+    by_labels = evaluate_event(ev, labels)
+    by_lists = evaluate_tracks(ev, tracks_of(ev, labels))
+    assert by_lists.counts == by_labels.counts
+    assert by_lists.trackml_weight == by_labels.trackml_weight
+    pd.testing.assert_frame_equal(by_lists.particles, by_labels.particles)
+    tracks = by_lists.particles.set_index("particle_id")["track"]
+    assert tracks.to_dict() == {11: 0, 22: -1, 33: 3, 44: 4}  # the matched track of each
+
+
+def test_overlapping_tracks_match_a_particle_once() -> None:
+    """Two fitted tracks holding most of D's hits (sharing them) both match D by double
+    majority: D counts once (efficiency, TrackML score), the second track as a duplicate."""
+    ev = make_event()
+    row = {int(h): i for i, h in enumerate(ev.hit_id)}
+    d = [row[h] for h in range(18, 28)]
+    a = [row[h] for h in range(1, 7)]
+    m = evaluate_tracks(ev, [np.array(d[:8]), np.array(a), np.array(d[2:])])
+    c = m.counts
+    assert (c["tracks"], c["candidate_tracks"], c["fake_tracks"]) == (3, 3, 0)
+    assert (c["majority_tracks"], c["duplicate_tracks"]) == (3, 1)
+    assert (c["reconstructable"], c["matched_reconstructable"]) == (3, 2)
+    assert m.particles.set_index("particle_id")["track"][44] == 0
+    assert m.trackml_weight[0] == pytest.approx(8 + 6)  # D's first track, then A
+    empty = evaluate_tracks(ev, [])
+    assert empty.counts["tracks"] == 0 and empty.counts["matched_reconstructable"] == 0
+    with pytest.raises(ValueError, match="outside"):
+        evaluate_tracks(ev, [np.array([0, ev.num_hits])])
+
+
+def test_efficiency_of_several_finders_in_one_figure(tmp_path: Path) -> None:
+    ev = make_event()
+    one = summarize([evaluate_event(ev, labels_of(ev))])
+    pid = ev.particle_id
+    assert pid is not None
+    perfect = summarize([evaluate_event(ev, np.where(pid == 0, -1, pid))])
+    path = plot_efficiency_comparison({"ours": one, "perfect": perfect},
+                                      tmp_path / "sub" / "radius.png", title="two finders")
+    assert path.exists() and path.stat().st_size > 1000

@@ -47,8 +47,9 @@ def test_the_shipped_deploy_folder_passes_every_check() -> None:
 
 def test_manifests_hold_the_expected_objects(manifests: list[Manifest]) -> None:
     kinds = sorted(f"{m.doc['kind']}/{m.doc['metadata']['name']}" for m in manifests)
-    assert kinds == ["ConfigMap/exatrkx-envoy", "Deployment/exatrkx-envoy",
-                     "Deployment/exatrkx-triton", "Namespace/exatrkx",
+    assert kinds == ["ConfigMap/exatrkx-envoy", "ConfigMap/exatrkx-jwks",
+                     "Deployment/exatrkx-envoy", "Deployment/exatrkx-triton",
+                     "Namespace/exatrkx", "NetworkPolicy/exatrkx-triton",
                      "ScaledObject/exatrkx-triton", "Service/exatrkx-envoy",
                      "Service/exatrkx-triton-headless"]
     triton = _doc(manifests, "Deployment", "exatrkx-triton").doc
@@ -80,6 +81,14 @@ def test_manifests_hold_the_expected_objects(manifests: list[Manifest]) -> None:
     ("Deployment", "exatrkx-envoy",
      lambda d: d["spec"]["template"]["spec"]["volumes"][0]["configMap"].update(name="gone"),
      "ConfigMap gone"),
+    ("Deployment", "exatrkx-envoy",
+     lambda d: d["spec"]["template"]["spec"]["volumes"][1]["secret"].update(secretName="x"),
+     "Secret x is neither defined"),
+    ("NetworkPolicy", "exatrkx-triton",
+     lambda d: d["spec"]["podSelector"].update(matchLabels={"app": "nobody"}),
+     "matches no Deployment"),
+    ("NetworkPolicy", "exatrkx-triton",
+     lambda d: d["spec"]["ingress"][0]["ports"][0].update(proto="TCP"), "proto"),
 ])
 def test_broken_manifests_are_caught(manifests: list[Manifest], kind: str, name: str,
                                      edit: object, expect: str) -> None:
@@ -109,6 +118,74 @@ def test_envoy_balances_by_least_request_over_http2(manifests: list[Manifest]) -
     assert len(errors) == 3, errors
     port = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     assert port["health_check_config"]["port_value"] == 8000  # Triton's HTTP port
+
+
+def _listener(envoy: dict, name: str) -> dict:
+    return next(x for x in envoy["static_resources"]["listeners"] if x["name"] == name)
+
+
+def _hcm(listener: dict) -> dict:
+    return listener["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+@pytest.mark.parametrize(("listener", "edit", "expect"), [
+    ("triton_grpc_listener", lambda x: x["filter_chains"][0].pop("transport_socket"),
+     "does not terminate TLS"),
+    ("triton_https_listener", lambda x: x["filter_chains"][0].pop("transport_socket"),
+     "does not terminate TLS"),
+    ("triton_grpc_listener", lambda x: _hcm(x)["http_filters"].pop(0), "no local rate limit"),
+    ("triton_https_listener", lambda x: _hcm(x)["http_filters"].pop(1), "checks no JWT"),
+    ("triton_grpc_listener",
+     lambda x: _hcm(x)["http_filters"][1]["typed_config"]["rules"].clear(),
+     "inference needs no JWT"),
+    ("triton_https_listener",
+     lambda x: _hcm(x)["http_filters"][1]["typed_config"]["rules"].insert(
+         0, {"match": {"prefix": "/"}, "requires": {"provider_name": "exatrkx"}}),
+     "health checks need a JWT"),
+    ("triton_grpc_listener",
+     lambda x: _hcm(x)["route_config"]["virtual_hosts"][0]["routes"].pop(0),
+     "routes the control API /inference.GRPCInferenceService/RepositoryModelLoad"),
+    ("triton_https_listener",
+     lambda x: _hcm(x)["route_config"]["virtual_hosts"][0]["routes"].pop(0),
+     "routes the control API /v2/repository/index"),
+    ("triton_https_listener",
+     lambda x: _hcm(x)["route_config"]["virtual_hosts"][0]["routes"].pop(2),
+     "lets JSON inference reach Triton"),
+    ("triton_https_listener",
+     lambda x: _hcm(x)["route_config"]["virtual_hosts"][0]["routes"][1]["match"]["headers"]
+     [0].update(range_match={"start": 1, "end": 1 << 30}),
+     "lets a JSON header over 64 KiB reach Triton"),
+    ("triton_https_listener", lambda x: _hcm(x)["http_filters"].reverse(),
+     "the router is not the last filter"),
+])
+def test_proxy_terminates_tls_checks_tokens_and_limits_rates(
+        manifests: list[Manifest], listener: str, edit: object, expect: str) -> None:
+    cm = _doc(manifests, "ConfigMap", "exatrkx-envoy").doc
+    envoy = yaml.safe_load(cm["data"]["envoy.yaml"])
+    edit(_listener(envoy, listener))  # type: ignore[operator]
+    errors = check_envoy(envoy, "exatrkx-triton-headless")
+    assert any(expect in e for e in errors), errors
+
+
+def test_proxy_admin_and_files(manifests: list[Manifest]) -> None:
+    cm = _doc(manifests, "ConfigMap", "exatrkx-envoy").doc
+    envoy = yaml.safe_load(cm["data"]["envoy.yaml"])
+    envoy["admin"]["address"]["socket_address"]["address"] = "0.0.0.0"
+    assert check_envoy(envoy, "exatrkx-triton-headless") == [
+        "the admin interface listens beyond loopback"]
+    proxy = _doc(manifests, "Deployment", "exatrkx-envoy")
+    doc = copy.deepcopy(proxy.doc)
+    doc["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].pop(1)  # the TLS files
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        import shutil
+
+        shutil.copytree(DEPLOY, Path(tmp) / "deploy")
+        path = Path(tmp) / "deploy" / "k8s" / "envoy-deployment.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        errors = check_deploy(Path(tmp) / "deploy", DEPLOY.parent)
+    assert any("/etc/envoy/tls/tls.crt is on no volume" in e for e in errors), errors
 
 
 def test_dockerfile_lints_clean_and_catches_mistakes(tmp_path: Path) -> None:

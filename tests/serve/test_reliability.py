@@ -41,17 +41,21 @@ def good_labels(weights_dir: Path) -> np.ndarray:
 
 def grpc_infer(server: TritonServer, model: str, inputs: dict[str, np.ndarray],
                output: str) -> np.ndarray:
-    """One plain tritonclient request, no key."""
+    """One plain tritonclient request of one event (the contract's leading event dimension
+    added here, dropped from the answer), no key."""
     types = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64",
              np.dtype(np.int32): "INT32", np.dtype(np.float64): "FP64"}
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
         tensors = []
-        for name, array in inputs.items():
+        for name, event in inputs.items():
+            array = event[None]
             tensor = grpcclient.InferInput(name, list(array.shape), types[array.dtype])
             tensor.set_data_from_numpy(array)
             tensors.append(tensor)
-        return client.infer(model, tensors).as_numpy(output)
+        answer = client.infer(model, tensors).as_numpy(output)
+        assert answer.shape[0] == 1, answer.shape
+        return answer[0]
     finally:
         client.close()
 
@@ -116,13 +120,14 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
 
 def test_requests_that_do_not_parse(server: TritonServer, good_labels: np.ndarray) -> None:
     url = f"http://{server.http_url}/v2/models/exatrkx_pipeline/infer"
-    feats = {"name": "FEATURES", "shape": [2, 3], "datatype": "FP32"}
+    feats = {"name": "FEATURES", "shape": [1, 2, 3], "datatype": "FP32"}
     cases = [
         (b"{not json", {"Content-Type": "application/json"}),
         (b"\x00\xff" * 50, {}),
         (json.dumps({"inputs": [{**feats, "data": [1.0, 2.0]}]}).encode(), {}),  # 2 of 6
         (json.dumps({"inputs": [{**feats, "data": ["a"] * 6}]}).encode(), {}),
-        (json.dumps({"inputs": [{**feats, "shape": [-4, 3], "data": [1.0] * 6}]}).encode(), {}),
+        (json.dumps({"inputs": [{**feats, "shape": [1, -4, 3], "data": [1.0] * 6}]}).encode(),
+         {}),
         # binary tensor shorter than its header says
         (json.dumps({"inputs": [{**feats, "parameters": {"binary_data_size": 24}}]}).encode()
          + b"\x00" * 8, {"Inference-Header-Content-Length": "0"}),
@@ -130,15 +135,17 @@ def test_requests_that_do_not_parse(server: TritonServer, good_labels: np.ndarra
     for body, headers in cases:
         if "Inference-Header-Content-Length" in headers:
             headers = {"Inference-Header-Content-Length": str(len(body) - 8)}
-        code, text = _post(url, body, headers)
+        # HTTP inference needs the key: without it Triton answers 403 before parsing
+        assert _post(url, body, headers)[0] == 403
+        code, text = _post(url, body, {**headers, API_KEY_HEADER: server.api_key or ""})
         # Triton answers a body it cannot parse with 500, a size mismatch with 400
         assert code in (400, 500), (body[:60], code, text)
         assert re.search(r"parse|size", json.loads(text)["error"]), text
     # gRPC: raw bytes that do not match the declared shape
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
-        tensor = grpcclient.InferInput("FEATURES", [4, 3], "FP32")
-        tensor.set_data_from_numpy(np.zeros((4, 3), np.float32))
+        tensor = grpcclient.InferInput("FEATURES", [1, 4, 3], "FP32")
+        tensor.set_data_from_numpy(np.zeros((1, 4, 3), np.float32))
         tensor._raw_content = b"\x00" * 20  # 20 bytes for a 48-byte tensor
         with pytest.raises(InferenceServerException, match=r"(?i)size|bytes"):
             client.infer("exatrkx", [tensor])
@@ -172,8 +179,10 @@ def test_control_apis_need_the_key(server: TritonServer, client_api_key: str) ->
         for call in refused:
             with pytest.raises(InferenceServerException, match="restricted"):
                 call()
-        # health, metadata and inference stay open to standard clients
+        # health, metadata and gRPC inference stay open to standard clients
         assert grpc_plain.is_server_ready() and http_plain.is_model_ready("exatrkx")
+        np.testing.assert_array_equal(
+            grpc_infer(server, "exatrkx_pipeline", {"FEATURES": GOOD}, "LABELS").shape, (80,))
         assert grpc_plain.get_model_metadata("exatrkx").name == "exatrkx"
         # with the key the control APIs answer, but loading stays off
         key = {GRPC_API_KEY_HEADER: client_api_key}
@@ -208,11 +217,17 @@ def test_launcher_defaults(tmp_path: Path) -> None:
     assert one.api_key and two.api_key and one.api_key != two.api_key
     args = one.command(tmp_path)
     assert "--model-control-mode=none" in args
-    rule = (f"model-repository,shared-memory,statistics,trace,logging:{API_KEY_HEADER}="
-            f"{one.api_key}")
-    assert f"--grpc-restricted-protocol={rule}" in args
-    assert f"--http-restricted-api={rule}" in args
-    open_server = TritonServer(tmp_path, ServerConfig(restricted=()))
+    control = "model-repository,shared-memory,statistics,trace,logging"
+    assert f"--grpc-restricted-protocol={control}:{API_KEY_HEADER}={one.api_key}" in args
+    # HTTP inference too: one malformed JSON request crashes Triton 2.51's HTTP endpoint
+    assert f"--http-restricted-api={control},inference:{API_KEY_HEADER}={one.api_key}" in args
+    assert "--http-address=127.0.0.1" in args
+    http_only = TritonServer(tmp_path, ServerConfig(restricted=()))
+    assert http_only.api_key and not any("grpc-restricted" in a
+                                         for a in http_only.command(tmp_path))
+    assert (f"--http-restricted-api=inference:{API_KEY_HEADER}={http_only.api_key}"
+            in http_only.command(tmp_path))
+    open_server = TritonServer(tmp_path, ServerConfig(restricted=(), http_restricted=()))
     assert open_server.api_key is None and open_server.headers == {}
     assert not any("restricted" in a for a in open_server.command(tmp_path))
     with pytest.raises(InputError, match="16 to 256"):
@@ -269,3 +284,22 @@ def test_dead_backend_process_gives_retried_errors_and_a_restart_recovers(
         with Transport(config) as transport, pytest.raises(RemoteError) as info:
             transport.infer("identity", {"FEATURES": x}, ["OUTPUT"])
         assert info.value.unreachable
+
+
+def test_shared_memory_is_unregistered_right_after_a_response(server: TritonServer) -> None:
+    """Triton may refuse an unregister right after its response ("currently in use"): the
+    client retries it, so no registration outlives its transport."""
+    in_use = 0
+    for _ in range(20):
+        transport = Transport(ClientConfig(url=server.grpc_url, shared_memory=True))
+        out = transport.infer("exatrkx_pipeline", {"FEATURES": GOOD}, ["LABELS"])
+        assert out["LABELS"].shape == (80,)
+        transport.close()
+        in_use += transport.shm_in_use
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        status = client.get_system_shared_memory_status(
+            headers={GRPC_API_KEY_HEADER: server.api_key or ""}, as_json=True)
+    finally:
+        client.close()
+    assert not status.get("regions"), (status, in_use)

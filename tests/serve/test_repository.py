@@ -12,14 +12,14 @@ import torch
 from tritonclient.grpc import model_config_pb2 as mc
 
 from exatrkx.config import PipelineConfig
-from exatrkx.contract import CONFIG_PARAMETER, DEFAULT_MAX_HITS, NET_STAGES
+from exatrkx.contract import CONFIG_PARAMETER, DEFAULT_MAX_HITS, MODELS, NET_STAGES
 from exatrkx.core.models import load_models, load_torchscript
 from exatrkx.errors import InputError
 from exatrkx.serve import RepositoryConfig, is_repository, parse_config, write_repository
 from exatrkx.serve.repository import repository_models
 
-ALL_MODELS = ["build", "embed", "exatrkx", "exatrkx_pipeline", "filter", "gnn", "identity",
-              "identity_ensemble5", "label"]
+ALL_MODELS = sorted(MODELS)
+SERVED = ["build", "embed", "exatrkx", "exatrkx_pipeline", "filter", "gnn", "label"]
 
 
 def configs(repo: Path) -> dict[str, mc.ModelConfig]:
@@ -29,10 +29,12 @@ def configs(repo: Path) -> dict[str, mc.ModelConfig]:
 def test_every_config_parses_as_model_config(repository: Path) -> None:
     cfgs = configs(repository)
     assert sorted(cfgs) == ALL_MODELS
+    assert {"touch", "touch_ensemble5", "touch_gnn"} <= set(cfgs)
     assert is_repository(repository)
     for name, cfg in cfgs.items():
         assert cfg.name == name
-        assert cfg.max_batch_size == 0
+        # one event per request, the event dimension being Triton's batch dimension
+        assert cfg.max_batch_size == RepositoryConfig().max_batch_events
         assert (repository / name / "1").is_dir()
 
 
@@ -56,6 +58,15 @@ def test_tensor_names_types_and_shapes(repository: Path, serve_config: PipelineC
     for name in ("exatrkx", "exatrkx_pipeline"):
         assert io(name) == ([feat], [("LABELS", i64, [-1])])
     assert io("identity") == ([feat], [("OUTPUT", fp32, [-1, 3])])
+    sizes = ("SIZES", i64, [3])
+    assert io("touch") == ([feat], [("LABELS", i64, [-1])])
+    assert io("touch_embed") == ([feat, sizes], [("EMBEDDING", fp32, [-1, d])])
+    assert io("touch_filter") == ([feat, ("EDGES", i64, [2, -1]), sizes], [kept])
+    assert io("touch_label") == io("label")
+    assert io("touch_ensemble5") == ([feat, sizes], [("LABELS", i64, [-1])])
+    for name, cfg in cfgs.items():  # ragged batches: every input of variable size
+        if cfg.platform != "ensemble":
+            assert all(t.allow_ragged_batch == (-1 in t.dims) for t in cfg.input), name
 
 
 def test_ensembles_chain_existing_models(repository: Path) -> None:
@@ -74,6 +85,13 @@ def test_ensembles_chain_existing_models(repository: Path) -> None:
     assert "LABELS" in produced
     floor = cfgs["identity_ensemble5"].ensemble_scheduling.step
     assert [s.model_name for s in floor] == ["identity"] * 5
+    touch = cfgs["touch_ensemble5"].ensemble_scheduling.step
+    assert [s.model_name for s in touch] == [f"touch_{s}" for s in
+                                              ("embed", "build", "filter", "gnn", "label")]
+    for ours, theirs in zip(steps, touch, strict=True):  # the same wiring, plus SIZES
+        assert {k: v for k, v in theirs.input_map.items() if k != "SIZES"} == \
+            dict(ours.input_map)
+        assert dict(theirs.output_map) == dict(ours.output_map)
 
 
 def test_adapters_are_thin_and_settings_come_from_the_weights(
@@ -85,7 +103,8 @@ def test_adapters_are_thin_and_settings_come_from_the_weights(
         assert cfg.backend == "python"
         source = (repository / name / "1" / "model.py").read_text()
         code = [line for line in source.splitlines() if line and not line.startswith(('"', "_"))]
-        assert code == [f"from exatrkx.serve.adapters import {code[0].split()[3]} "
+        module = "floors" if MODELS[name].kind.startswith("floor") else "adapters"
+        assert code == [f"from exatrkx.serve.{module} import {code[0].split()[3]} "
                         "as TritonPythonModel"], source
         settings = json.loads(cfg.parameters[CONFIG_PARAMETER].string_value)
         assert PipelineConfig.from_dict(settings["pipeline"]) == stored
@@ -98,24 +117,59 @@ def test_adapters_are_thin_and_settings_come_from_the_weights(
 def test_settings_instances_batching_and_validation(tmp_path: Path, weights_dir: Path) -> None:
     repo = write_repository(tmp_path / "r", weights_dir, instances=2,
                             instances_per_model={"exatrkx_pipeline": 3}, dynamic_batching=True,
-                            libtorch_variant=False)
+                            max_queue_delay_us=250, preferred_batch_sizes=(4, 8),
+                            max_batch_events=8, batch_max_hits=3000, libtorch_variant=False,
+                            floors=False)
     cfgs = configs(repo)
+    assert sorted(cfgs) == SERVED and is_repository(repo)
     assert cfgs["gnn"].instance_group[0].count == 2
     assert cfgs["gnn"].instance_group[0].kind == mc.ModelInstanceGroup.Kind.KIND_CPU
     assert cfgs["exatrkx_pipeline"].instance_group[0].count == 3
     batched = {n for n, c in cfgs.items() if c.HasField("dynamic_batching")}
-    assert batched == {"embed"}
-    assert cfgs["embed"].max_batch_size == DEFAULT_MAX_HITS
-    assert list(cfgs["embed"].input[0].dims) == [3]
-    assert list(cfgs["embed"].output[0].dims) == [8]
-    assert cfgs["filter"].max_batch_size == 0
+    assert batched == set(SERVED) - {"exatrkx"}  # the ensemble batches in its steps
+    for name in batched:
+        assert cfgs[name].dynamic_batching.max_queue_delay_microseconds == 250
+        assert list(cfgs[name].dynamic_batching.preferred_batch_size) == [4, 8]
+        settings = json.loads(cfgs[name].parameters[CONFIG_PARAMETER].string_value)
+        assert settings["batch_max_hits"] == 3000
+        assert settings["max_hits"] == DEFAULT_MAX_HITS >= 500_000  # events of 200 pileup
+    assert {c.max_batch_size for c in cfgs.values()} == {8}
+    assert list(cfgs["embed"].input[0].dims) == [-1, 3]
+    assert list(cfgs["embed"].output[0].dims) == [-1, 8]
     assert not (tmp_path / "r-libtorch").exists()
+    unbatched = configs(write_repository(tmp_path / "u", weights_dir, dynamic_batching=False,
+                                         libtorch_variant=False, floors=False))
+    assert not any(c.HasField("dynamic_batching") for c in unbatched.values())
+    assert cfgs["filter"].input[1].allow_ragged_batch
     with pytest.raises(TypeError, match="unknown repository setting"):
         write_repository(tmp_path / "x", weights_dir, instance=2)
-    with pytest.raises(InputError):
-        RepositoryConfig(instances=0)
-    with pytest.raises(InputError):
-        RepositoryConfig(device="tpu")
+    for bad in ({"instances": 0}, {"device": "tpu"}, {"max_batch_events": 0},
+                {"preferred_batch_sizes": (32,)}, {"max_queue_delay_us": -1},
+                {"batch_max_hits": 0}):
+        with pytest.raises(InputError):
+            RepositoryConfig(**bad)  # type: ignore[arg-type]
+    assert RepositoryConfig(device="cuda").forward_hits > RepositoryConfig().forward_hits
+
+
+def test_a_gpu_repository_puts_the_models_on_the_gpu_and_the_floors_on_the_cpu(
+        tmp_path: Path, weights_dir: Path) -> None:
+    """The design holds for KIND_GPU instances: the same batching, inputs left on the GPU
+    (the adapters join events there); the numpy-only floors stay on the CPU."""
+    cfgs = configs(write_repository(tmp_path / "g", weights_dir, device="cuda",
+                                    libtorch_variant=False))
+    gpu, cpu = mc.ModelInstanceGroup.Kind.KIND_GPU, mc.ModelInstanceGroup.Kind.KIND_CPU
+    for name, cfg in cfgs.items():
+        if cfg.platform == "ensemble":
+            continue
+        floor = MODELS[name].kind.startswith("floor")
+        assert cfg.instance_group[0].kind == (cpu if floor else gpu), name
+        forced = cfg.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value \
+            if "FORCE_CPU_ONLY_INPUT_TENSORS" in cfg.parameters else "yes"
+        assert forced == ("yes" if floor else "no"), name
+        assert cfg.HasField("dynamic_batching")
+        settings = json.loads(cfg.parameters[CONFIG_PARAMETER].string_value)
+        assert settings["device"] == "cuda"
+        assert settings["batch_max_hits"] == RepositoryConfig(device="cuda").forward_hits
 
 
 def test_a_limit_beyond_grpc_messages_is_refused(tmp_path: Path, weights_dir: Path) -> None:

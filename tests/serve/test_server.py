@@ -4,7 +4,8 @@ labels, bad tensors get clear errors and the server keeps answering, statistics 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,8 @@ def test_shared_memory_regions_grow_with_the_events(
 
 
 def raw_infer(server: TritonServer, model: str, array: np.ndarray, dtype: str) -> None:
+    """A plain tritonclient request of FEATURES ``array`` as given (add the event dimension
+    for a well-formed request)."""
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
         inp = grpcclient.InferInput("FEATURES", list(array.shape), dtype)
@@ -127,14 +130,16 @@ GOOD = np.random.default_rng(5).random((60, 3), dtype=np.float32)
 
 @pytest.mark.parametrize("model", ["embed", "exatrkx", "exatrkx_pipeline"])
 @pytest.mark.parametrize(("case", "array", "dtype", "message"), [
-    ("empty", np.zeros((0, 3), np.float32), "FP32", "empty"),
-    ("nan", np.where(np.arange(180).reshape(60, 3) == 100, np.nan, GOOD).astype(np.float32),
+    ("empty", np.zeros((1, 0, 3), np.float32), "FP32", "empty"),
+    ("nan", np.where(np.arange(180).reshape(60, 3) == 100, np.nan, GOOD).astype(np.float32)[None],
      "FP32", "non-finite"),
-    ("inf", np.full((4, 3), np.inf, np.float32), "FP32", "non-finite"),
-    ("too many hits", np.zeros((4001, 3), np.float32), "FP32", "limit of 4000"),
-    ("wrong shape", np.zeros((10, 4), np.float32), "FP32", "shape"),
-    ("wrong rank", np.zeros(30, np.float32), "FP32", "shape"),
-    ("wrong dtype", GOOD.astype(np.float64), "FP64", "FP32"),
+    ("inf", np.full((1, 4, 3), np.inf, np.float32), "FP32", "non-finite"),
+    ("too many hits", np.zeros((1, 4001, 3), np.float32), "FP32", "limit of 4000"),
+    ("wrong shape", np.zeros((1, 10, 4), np.float32), "FP32", "shape"),
+    ("wrong rank", np.zeros((1, 30), np.float32), "FP32", "shape"),
+    ("wrong dtype", GOOD.astype(np.float64)[None], "FP64", "FP32"),
+    ("two events in one request", np.stack([GOOD, GOOD]), "FP32", "one event per request"),
+    ("no event dimension", GOOD, "FP32", "shape|batch-size"),
 ])
 def test_bad_tensors_get_clear_errors_and_the_server_stays_up(
         server: TritonServer, weights_dir: Path, model: str, case: str, array: np.ndarray,
@@ -181,24 +186,84 @@ def test_client_errors_are_one_line_remote_errors(server: TritonServer) -> None:
             transport.infer("nosuchmodel", {"FEATURES": GOOD}, ["LABELS"])
 
 
-def test_dynamic_batching_of_embed_and_filter_is_exact(
-        tmp_path: Path, weights_dir: Path, events: list[np.ndarray],
-        reference: list[np.ndarray], server_config: Callable[..., ServerConfig]) -> None:
+@pytest.fixture(scope="module")
+def batching_server(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path,
+                    server_config: Callable[..., ServerConfig]) -> Iterator[TritonServer]:
+    """A server whose batcher waits 300 ms for more requests (so concurrent requests share
+    executions) and joins at most 700 hits per forward pass (so groups form too)."""
     from exatrkx.serve import RepositoryConfig, write_repository
 
-    repo = write_repository(tmp_path / "batched", weights_dir,
-                            RepositoryConfig(dynamic_batching=True, max_queue_delay_us=20_000,
-                                             libtorch_variant=False))
-    results = []
+    repo = write_repository(tmp_path_factory.mktemp("batching") / "models", weights_dir,
+                            RepositoryConfig(dynamic_batching=True, max_queue_delay_us=300_000,
+                                             max_batch_events=8, batch_max_hits=700,
+                                             max_hits=4000, libtorch_variant=False,
+                                             floors=False))
     with TritonServer(repo, server_config()) as srv:
-        for option in (3, 4):
-            with make_runner(option, srv.grpc_url, weights_dir=weights_dir,
-                             concurrency=4) as runner:
-                before = runner.server_statistics()
-                results += runner.run_many(events * 3)
-                after = runner.server_statistics()
-        stats = stats_delta(before, after)
-    for result, want in zip(results, reference * 6, strict=True):
+        yield srv
+
+
+def test_batched_executions_give_every_option_the_in_process_labels(
+        batching_server: TritonServer, weights_dir: Path, events: list[np.ndarray],
+        reference: list[np.ndarray]) -> None:
+    results, stats = [], {}
+    for option in REMOTE_OPTIONS:
+        with make_runner(option, batching_server.grpc_url, weights_dir=weights_dir,
+                         concurrency=4) as runner:
+            before = runner.server_statistics()
+            results += runner.run_many(events * 2)
+            stats = stats_delta(before, runner.server_statistics())
+    for result, want in zip(results, reference * 2 * len(REMOTE_OPTIONS), strict=True):
         np.testing.assert_array_equal(result.labels, want)
-    assert stats["embed"].executions < stats["embed"].requests, "requests were batched"
-    assert stats["filter"].executions == stats["filter"].requests
+    assert stats["exatrkx_pipeline"].executions < stats["exatrkx_pipeline"].requests, \
+        "requests were batched"
+
+
+def _concurrently(server: TritonServer, model: str, requests: list[dict[str, np.ndarray]],
+                  output: str) -> list[np.ndarray | Exception]:
+    """Send every request at once, one connection each; the answer or the error of each."""
+    def send(inputs: dict[str, np.ndarray]) -> np.ndarray | Exception:
+        with Transport(ClientConfig(url=server.grpc_url, retries=0)) as transport:
+            try:
+                return transport.infer(model, inputs, [output])[output]
+            except Exception as exc:
+                return exc
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(send, requests))
+
+
+@pytest.mark.parametrize("model", ["exatrkx_pipeline", "exatrkx", "filter"])
+def test_a_bad_event_in_a_batch_gets_its_own_error_and_the_others_their_answers(
+        batching_server: TritonServer, weights_dir: Path, events: list[np.ndarray],
+        model: str) -> None:
+    good = [x for x in events if len(x) >= 30][:5]
+    bad_features = good[1].copy()
+    bad_features[7, 2] = np.nan
+    with make_runner(0, weights_dir=weights_dir) as local:
+        want = [local.run(x, keep_graph=True) for x in good]
+    if model == "filter":
+        output = "EDGES_KEPT"
+        requests = [{"FEATURES": x, "EDGES": r.graph["build_edges"]}
+                    for x, r in zip(good, want, strict=True)]
+        expected = [r.graph["filter_edges"] for r in want]
+        bad = {"FEATURES": good[0], "EDGES": np.array([[len(good[0]) + 5], [0]])}
+        message = "outside"
+    else:
+        output = "LABELS"
+        requests = [{"FEATURES": x} for x in good]
+        expected = [r.labels for r in want]
+        bad, message = {"FEATURES": bad_features}, "non-finite"
+    with Transport(ClientConfig(url=batching_server.grpc_url)) as transport:
+        before = transport.statistics()
+        answers = _concurrently(batching_server, model, [*requests[:2], bad, *requests[2:]],
+                                output)
+        after = transport.statistics()
+    stats = stats_delta(before, after)
+    inner = "filter" if model == "filter" else "embed" if model == "exatrkx" else model
+    assert stats[inner].executions < stats[inner].requests, "the requests shared executions"
+    refused = answers.pop(2)
+    assert isinstance(refused, RejectedInput) and message in str(refused), refused
+    for got, exp in zip(answers, expected, strict=True):
+        assert not isinstance(got, Exception), got
+        np.testing.assert_array_equal(got, exp)
+    assert batching_server.is_ready()

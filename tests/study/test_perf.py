@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from exatrkx.cli import app
 from exatrkx.config import PipelineConfig
+from exatrkx.contract import API_KEY_HEADER
 from exatrkx.core.models import build_models, save_models
 from exatrkx.core.pipeline import load_pipeline
 from exatrkx.errors import InputError
@@ -244,7 +245,21 @@ def test_perf_analyzer_measures(perf_setup: tuple[TritonServer, dict[str, Path]]
                                 levels: list[int]) -> None:
     server, files = perf_setup
     url = server.grpc_url if protocol == "grpc" else server.http_url
+    # HTTP inference needs the key (gRPC inference is open to standard clients)
+    key = ["-H", f"{API_KEY_HEADER}:{server.api_key}"] if protocol == "http" else []
     rows = run_perf_analyzer(model, url, files["plain"], protocol=protocol, concurrency=levels,
-                             shared_memory=shm, tool=tool, **QUICK)  # type: ignore[arg-type]
+                             shared_memory=shm, tool=tool, extra=key,
+                             **QUICK)  # type: ignore[arg-type]
     check_rows(rows, levels)
     assert all(r["protocol"] == protocol and r["shared_memory"] == shm for r in rows)
+
+
+def test_perf_analyzer_tls_arguments(pki: Path) -> None:
+    from exatrkx.service.tls import ClientTls
+    from exatrkx.study.perf import perf_tls_args
+
+    assert perf_tls_args(None) == []
+    assert perf_tls_args(ClientTls(pki / "ca.crt", pki / "client.crt", pki / "client.key")) == [
+        "--ssl-grpc-use-ssl", f"--ssl-grpc-root-certifications-file={pki / 'ca.crt'}",
+        f"--ssl-grpc-private-key-file={pki / 'client.key'}",
+        f"--ssl-grpc-certificate-chain-file={pki / 'client.crt'}"]

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -19,14 +20,16 @@ from exatrkx.cli import app
 from exatrkx.config import PipelineConfig
 from exatrkx.core.models import build_models, save_models
 from exatrkx.errors import InputError
+from exatrkx.io.shared import hnl_events_dir
+from exatrkx.serve.repository import DEFAULT_BATCHING, DEFAULT_INSTANCES
 from exatrkx.service.stats import add_delta
 from exatrkx.study.analysis import OVERHEAD, overhead
 from exatrkx.study.config import StudyConfig, parse_int_list, parse_protocols, quick_config
 from exatrkx.study.interrupt import signals_as_interrupt
 from exatrkx.study.report import CSV_COLUMNS
 from exatrkx.study.resources import Basis, estimate
-from exatrkx.study.results import OptionRun
-from exatrkx.study.runner import server_variants
+from exatrkx.study.results import OptionRun, ScanPoint, StudyResult
+from exatrkx.study.runner import main_setting, server_variants
 from exatrkx.util.timing import TimedRun
 
 PLOTS = ("stages.png", "throughput_concurrency.png", "latency.png", "transports.png",
@@ -55,8 +58,16 @@ def test_config_checks_and_quick_settings(tmp_path: Path) -> None:
         StudyConfig(concurrency=(0,))
     cfg = quick_config(options=(4,))
     assert cfg.timed_options == (0, 4) and cfg.n_events == 10 and cfg.repeats == 1
-    assert server_variants(StudyConfig()) == [(1, False), (2, False), (1, True)]
-    assert server_variants(cfg) == [(1, False)]
+    main = main_setting(StudyConfig())
+    assert main == (DEFAULT_INSTANCES, DEFAULT_BATCHING)
+    variants = server_variants(StudyConfig())
+    assert variants[0] == main and len(variants) == len(set(variants)) == 4
+    assert set(variants) == {(1, False), (1, True), (2, False), (2, True)}
+    assert server_variants(cfg) == [main]
+    assert server_variants(StudyConfig(main_instances=3, main_batching=False,
+                                       instances=(1,))) == [(3, False), (3, True), (1, False),
+                                                            (1, True)]
+    assert StudyConfig().concurrency == (1, 2, 4, 8, 16)
 
 
 @pytest.mark.parametrize("args", [["--options", "0,7"], ["--concurrency", "1,two"],
@@ -168,31 +179,53 @@ def test_quick_study_end_to_end(tmp_path: Path, random_weights: Path) -> None:
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["identical_labels"] is True
     assert set(summary["options"]) == {"0", "1", "2", "3", "4", "5"}
-    for opt in summary["options"].values():
+    for key, opt in summary["options"].items():
         assert opt["ms_per_event"] > 0
         assert isinstance(opt["stages_ms"], dict) and opt["stages_ms"]
         assert opt["latency_p50_ms"] > 0 and opt["latency_p95_ms"] >= opt["latency_p50_ms"]
         assert sum(opt["overhead_ms"].values()) == pytest.approx(opt["ms_per_event"],
                                                                  rel=1e-6)
+        paired = opt["paired_overhead_ms"]
+        assert set(paired) == {"median", "lo", "hi"}
+        assert paired["lo"] <= paired["median"] <= paired["hi"]
+        if key == "0":
+            assert paired == {"median": 0.0, "lo": 0.0, "hi": 0.0}
     assert set(summary["options"]["3"]["stages_ms"]) == {"embed", "build", "filter", "gnn",
                                                          "label"}
     assert set(summary["options"]["4"]["server_ms"]) == {"embed", "build", "filter", "gnn",
                                                          "label"}
-    assert summary["floor"]["hop_ms"] > 0 and summary["floor"]["ensemble5_ms"] > 0
+    floor = summary["floor"]
+    for key in ("hop_ms", "ensemble5_ms", "touch_hop_ms", "touch_ensemble5_ms"):
+        assert floor[key] > 0, key
     assert set(summary["concurrency"]) == {"0", "4", "5"}
-    assert all(set(levels) == {"1", "2"} and levels["1"]["throughput_eps"] > 0
+    assert all(set(levels) == {"1", "2", "8"} and levels["1"]["throughput_eps"] > 0
                for levels in summary["concurrency"].values())
+    best = summary["best_served"]
+    assert set(best) == {"option", "instances", "batching", "throughput_eps_8"}
+    assert best["option"] in (4, 5) and best["throughput_eps_8"] > 0
+    assert best["throughput_eps_8"] == max(
+        r["throughput_eps"] for r in summary["server_scan"]
+        if r["option"] in (4, 5) and r["concurrency"] == 8)
+    assert {t["name"].split()[0] for t in summary["targets"]} >= {"best", "S4", "S5"}
     assert summary["transports"] == ["grpc", "http", "shm"]
     perf = summary["perf_analyzer"]
     assert perf["rows"] or perf["reason"]
     assert len(summary["resources"]["table"]) == 4
     assert "S0 in process" in stdout  # the plain-text table
+    assert "indicative" in stdout
+    if hnl_events_dir() is not None:  # real events timed: simulated ones compared with them
+        sim = summary["simulation"]
+        assert sim["events"][sim["reference"]] == sim["events"][sim["other"]] == 10
+        assert 0 <= sim["quantities"]["r"]["ks"] < 0.2
+        assert set(sim["edges_per_hit"]["real"]) == {"build", "filter", "gnn"}
+        assert "## Simulated against real events" in (out / "report.md").read_text()
+        assert (out / "simulation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     report = (out / "report.md").read_text()
-    for section in ("## Service options", "## Transports", "## Concurrency",
-                    "## Model instances and dynamic batching", "## perf_analyzer",
-                    "## Resource estimate"):
+    for section in ("## Service options", "### Floors", "### Targets", "## Transports",
+                    "## Throughput scan", "## perf_analyzer", "## Resource estimate"):
         assert section in report
+    assert "indicative" in report
     for png in PLOTS:
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({png})" in report
@@ -200,8 +233,8 @@ def test_quick_study_end_to_end(tmp_path: Path, random_weights: Path) -> None:
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == CSV_COLUMNS
     main = [r for r in rows if r["phase"] == "main"]
-    assert len(main) == 3 * (6 + 2) * summary["events"]  # transports x (options + floor)
-    assert {r["phase"] for r in rows} == {"main", "concurrency", "server"}
+    assert len(main) == 3 * (6 + 4) * summary["events"]  # transports x (options + floors)
+    assert {r["phase"] for r in rows} == {"main", "scan"}
     assert not _stubs(str(scratch))
 
 
@@ -229,3 +262,48 @@ def test_interrupt_stops_the_embedded_server(tmp_path: Path, random_weights: Pat
     while _stubs(str(scratch)) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _stubs(str(scratch))
+
+
+def _point(option: int, conc: int, inst: int, batching: bool, passes: list[float]
+           ) -> ScanPoint:
+    from exatrkx.contract import Option
+
+    return ScanPoint("scan", Option(option), "grpc", conc, inst, batching,
+                     passes_eps=list(passes))
+
+
+def test_best_served_and_the_targets_follow_the_measurements() -> None:
+    from exatrkx.study.analysis import best_served, paired_overheads, targets
+
+    scan = [_point(0, 8, 1, True, [80, 82, 81]), _point(4, 8, 1, True, [70, 71, 60]),
+            _point(5, 8, 1, True, [75, 76, 74]), _point(0, 8, 2, False, [90, 90, 90]),
+            _point(5, 8, 2, False, [78, 77, 79]), _point(5, 1, 2, False, [99, 99, 99])]
+    best = best_served(scan)
+    assert best is not None and (best.option, best.instances, best.batching) == (5, 2, False)
+    assert best.throughput_eps == 78  # the median of the passes, at 8 in flight
+    result = StudyResult(StudyConfig(), server_scan=scan)
+    main = {key: OptionRun() for key in ("0", "3", "4", "5")}
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        for _ in range(3):
+            base = 20 + rng.uniform(0, 10)  # the load of that moment, shared by all
+            main["0"].add(i, base)
+            main["3"].add(i, base + 5.0)
+            main["4"].add(i, base + 3.0)
+            main["5"].add(i, base + 1.0)
+    paired = paired_overheads(main, 60)
+    assert paired["5"] == pytest.approx([1.0] * 60)
+    floors = {"touch_hop": [0.9] * 60, "touch_ensemble5": [2.0] * 60}
+    found = targets(result, paired, floors)
+
+    def target(prefix: str) -> dict:
+        return next(t for t in found if t["name"].startswith(prefix))
+
+    assert len(found) == 4
+    assert target("best")["median"] == pytest.approx(78 / 90)  # beside its own option 0
+    assert target("best")["met"] is False
+    assert target("S5 paired")["median"] == pytest.approx(1.0 / 0.9)
+    assert target("S5 paired")["met"]
+    assert target("S4 paired")["median"] == pytest.approx(1.5)
+    assert not target("S4 paired")["met"] and target("S4 paired")["conclusive"]
+    assert target("S4 - S3")["median"] == pytest.approx(-2.0) and target("S4 - S3")["met"]

@@ -105,7 +105,8 @@ def test_stage_plot_fits_the_tallest_stack(tmp_path: Path) -> None:
     stages = {"embed": 5.0, "build": 300.0, "filter": 2.0, "gnn": 1.0, "label": 40.0}
     options = {o: {"stages_ms": stages if o == "0" else {"exatrkx_pipeline": 20.0},
                    "overhead_ms": dict.fromkeys(OVERHEAD, 10.0)} for o in ("0", "5")}
-    summary = {"options": options, "floor": {"hop_ms": 0.5, "ensemble5_ms": 1.0}}
+    summary = {"options": options, "floor": {"hop_ms": 0.5, "ensemble5_ms": 1.0,
+                                            "touch_hop_ms": 0.7, "touch_ensemble5_ms": 1.5}}
     import matplotlib.figure
 
     seen: list[tuple[float, float]] = []

@@ -2,15 +2,17 @@
 
 Commands import what they need when they run, not at start-up: the heavy imports (torch,
 the Triton client, matplotlib, Pythia, ACTS) would make ``exatrkx --help`` take seconds.
+``exatrkx chain`` imports the ACTS chain (:mod:`exatrkx.acts.app`, pyacts and the detector)
+when it runs, for the same reason.
 """
 
 from __future__ import annotations
 
-from exatrkx.cli import events, perf, reconstruct, serve, study, train
+from exatrkx.cli import chain, events, perf, reconstruct, serve, study, train
 from exatrkx.cli.app import app
 
 __all__ = ["app", "main"]
-_COMMANDS = (events, perf, reconstruct, serve, study, train)
+_COMMANDS = (chain, events, perf, reconstruct, serve, study, train)
 
 
 def main() -> None:  # pragma: no cover - console entry point

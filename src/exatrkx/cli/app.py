@@ -8,6 +8,7 @@ traceback; Ctrl-C exits with 130.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,6 +16,10 @@ import typer
 
 from exatrkx.core.allocator import tune_allocator
 from exatrkx.errors import ExatrkxError
+
+# gRPC core logs a failed TLS handshake on stderr at INFO level; the command line reports
+# every failure in one line of its own (set before any command imports grpc)
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ExaTrkX GNN track finding, in-process and served by NVIDIA Triton.")

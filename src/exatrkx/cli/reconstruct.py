@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from exatrkx.cli.app import app, user_errors
+from exatrkx.cli.options import client_tls_options
 from exatrkx.errors import InputError
 
 
 @app.command()
 @user_errors
+@client_tls_options
 def reconstruct(
     events: Annotated[Path, typer.Option(help="Events: a directory, a file or a TrackML "
                                               "prefix (TrackML, ACTS spacepoints or "
@@ -37,11 +39,13 @@ def reconstruct(
                                                 "times out (options 1-5).")] = 60.0,
     retries: Annotated[int, typer.Option(help="Resends of a request that failed for a "
                                               "reason that may pass (options 1-5).")] = 2,
+    tls: Any = None,
 ) -> None:
     """Find tracks in events; optionally write them and evaluate against truth.
 
-    Options 1-5 send the key of $EXATRKX_API_KEY with every request. Exit code 2: an event
-    was bad input; 3: the server was unavailable, refused or failed (see README).
+    Options 1-5 send the key of $EXATRKX_API_KEY with every request, over TLS with --tls-ca.
+    Exit code 2: an event was bad input; 3: the server was unavailable, refused (key, TLS)
+    or failed (see README).
     """
     from exatrkx.service.reconstruct import reconstruct_events
     from exatrkx.util.jsonsafe import dumps
@@ -54,7 +58,7 @@ def reconstruct(
                                 plots=plots, weights_dir=weights, device=device,
                                 num_threads=threads,
                                 on_line=None if json_out else typer.echo, resume=resume,
-                                timeout_s=timeout, retries=retries)
+                                timeout_s=timeout, retries=retries, tls=tls)
     for message in report.errors:
         typer.echo(f"error: {message}", err=True)
     if json_out:

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from exatrkx.cli.app import app, user_errors
+from exatrkx.cli.options import client_tls_options
 from exatrkx.contract import ALL_OPTIONS, Option
 from exatrkx.errors import InputError
 
 
 @app.command()
 @user_errors
+@client_tls_options
 def study(
     events: Annotated[Path | None, typer.Option(
         help="Events to time (default: the shared HNL events, else 100 simulated HNL "
@@ -22,7 +24,7 @@ def study(
                                               "timed: it is the labels' reference).")]
     = ",".join(str(int(o)) for o in ALL_OPTIONS),
     concurrency: Annotated[str | None, typer.Option(
-        help="Events in flight of the concurrency scan [default: 1,2,4,8; quick: 1,2].")]
+        help="Events in flight of the throughput scan [default: 1,2,4,8,16; quick: 1,2,8].")]
     = None,
     out: Annotated[Path, typer.Option(help="Folder of report.md, the plots and "
                                            "timings.csv.")] = Path("study-out"),
@@ -31,8 +33,8 @@ def study(
     = None,
     http_url: Annotated[str | None, typer.Option(
         help="HTTP HOST:PORT of that server (default: its host, port 8000).")] = None,
-    quick: Annotated[bool, typer.Option(help="10 events, 1 repeat, fewer scan points "
-                                             "(about a minute).")] = False,
+    quick: Annotated[bool, typer.Option(help="10 events, 1 repeat, the main server only "
+                                             "(under a minute; ratios indicative).")] = False,
     repeats: Annotated[int | None, typer.Option(
         help="Passes over the events per option [default: 3; quick: 1].")] = None,
     n_events: Annotated[int | None, typer.Option(
@@ -47,10 +49,16 @@ def study(
                                                 "memory); the first is the headline.")]
     = "grpc,http,shm",
     instances: Annotated[str | None, typer.Option(
-        help="Model instances per model to scan [default: 1,2; quick: 1].")] = None,
+        help="Model instances per model to scan [default: 1,2; quick: the main server's].")]
+    = None,
     batching_scan: Annotated[bool | None, typer.Option(
         "--batching-scan/--no-batching-scan",
-        help="Also time a server with dynamic batching [default: on; quick: off].")] = None,
+        help="Scan dynamic batching on and off [default: on; quick: off].")] = None,
+    main_instances: Annotated[int | None, typer.Option(
+        help="Model instances of the main server [default: the repository's].")] = None,
+    main_batching: Annotated[bool | None, typer.Option(
+        "--main-batching/--no-main-batching",
+        help="Dynamic batching on the main server [default: the repository's].")] = None,
     perf_analyzer: Annotated[bool, typer.Option(
         "--perf-analyzer/--no-perf-analyzer", help="Run Triton's perf_analyzer too.")] = True,
     threads: Annotated[int, typer.Option(help="Torch threads of the client and of every "
@@ -61,10 +69,15 @@ def study(
              "loopback delay proxy.")] = None,
     network_bandwidth: Annotated[str | None, typer.Option(
         help="Bandwidth caps in Gbit/s for the network scan, e.g. 1,10.")] = None,
+    chain_events: Annotated[Path | None, typer.Option(
+        help="ACTS-simulated events with truth: also run the ACTS chain, our finder through "
+             "options 0, 4, 5 against ACTS' CKF (report section and radius figure).")]
+    = None,
     servers: Annotated[str | None, typer.Option(
         help="Server counts, e.g. 1,2,3: also time options 4 and 5 over that many embedded "
              "servers (one instance each) against one server with as many instances.")]
     = None,
+    tls: Any = None,
 ) -> None:
     """The timing study: every service option, transports, concurrency, server settings and
     perf_analyzer; writes report.md, PNG plots and timings.csv, prints a summary."""
@@ -75,9 +88,9 @@ def study(
     from exatrkx.util.jsonsafe import dumps
 
     settings: dict[str, Any] = {
-        "out": out, "events": events, "url": url, "http_url": http_url,
+        "out": out, "events": events, "url": url, "http_url": http_url, "tls": tls,
         "weights": weights, "threads": threads, "progress": progress,
-        "perf_analyzer": perf_analyzer,
+        "perf_analyzer": perf_analyzer, "chain_events": chain_events,
         "options": tuple(Option(o) for o in parse_int_list(
             options, "--options", tuple(int(o) for o in ALL_OPTIONS), minimum=0)),
         "protocols": parse_protocols(protocols)}
@@ -86,13 +99,17 @@ def study(
         if text is not None:
             settings[key] = parse_int_list(text, f"--{key}")
     for key, given in (("repeats", repeats), ("n_events", n_events),
-                       ("batching_scan", batching_scan)):
+                       ("batching_scan", batching_scan), ("main_instances", main_instances),
+                       ("main_batching", main_batching)):
         if given is not None:
             settings[key] = given
     for key, value in (("network_delays", network_delay),
                        ("network_bandwidths", network_bandwidth)):
         if value is not None:
             settings[key] = parse_float_list(value, f"--{key[:-1].replace('_', '-')}")
+    if tls is not None and url is None:
+        raise InputError("--tls-ca and the other TLS options need --url (the embedded server "
+                         "is plain text on this host)")
     cfg = quick_config(**settings) if quick else StudyConfig(**settings)
     if out.exists() and not out.is_dir():
         raise InputError("--out must be a folder", out)

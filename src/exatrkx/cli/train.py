@@ -35,6 +35,9 @@ def train(
     edge_pt: Annotated[float | None, typer.Option(
         help="pT (GeV) below which the filter and GNN learn a particle's edges as false "
              "(0 = all true).")] = None,
+    signal_weight: Annotated[float | None, typer.Option(
+        help="Weight of the true edges of particles above 1 GeV in the filter and GNN "
+             "losses.")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress.")] = True,
 ) -> None:
     """Train the embedding, filter and GNN nets and choose radius and cuts."""
@@ -44,6 +47,8 @@ def train(
         raise InputError(f"--events must be positive, got {events}")
     if edge_pt is not None and not edge_pt >= 0:
         raise InputError(f"--edge-pt must be >= 0, got {edge_pt}")
+    if signal_weight is not None and not signal_weight >= 1:
+        raise InputError(f"--signal-weight must be >= 1, got {signal_weight}")
     if recipe == "pu200" and not data:
         raise InputError("--recipe pu200 trains on events with pileup: give them with --data "
                          "(exatrkx simulate --source ttbar --pileup 200 ...)")
@@ -51,4 +56,4 @@ def train(
               resume=resume,
               overrides={"train_events": events, "seed": seed, "pileup": pileup,
                          "gnn_epochs": gnn_epochs, "threads": threads,
-                         "edge_pt": edge_pt})
+                         "edge_pt": edge_pt, "signal_weight": signal_weight})

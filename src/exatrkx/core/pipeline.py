@@ -5,6 +5,11 @@ makes them from the stage functions and the nets. The other service options repl
 or all callables with remote ones (see :mod:`exatrkx.service.runner`); the pipeline itself never
 looks at what a stage is, so every option runs the same code around the stages.
 
+Batches: a local stage (:class:`StageFn`) also runs several events at once as one disjoint
+graph (:mod:`exatrkx.core.batch`); :meth:`Pipeline.run_batch` runs whole events that way
+(the whole-pipeline model does, on the events Triton batches for it). An event gets the same
+labels alone and in any batch.
+
 Threads: torch's intra-op threads are a process-wide setting. :class:`Pipeline` sets them
 only when given ``num_threads`` (:func:`load_pipeline` passes 1 by default: for events of
 a few thousand hits one thread is as fast as two and leaves the other core free).
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,18 +27,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from exatrkx.config import FrnnBackend, LabelMethod, PipelineConfig, SelectionConfig
+from exatrkx.config import (
+    FrnnBackend,
+    LabelMethod,
+    LayerMapConfig,
+    PipelineConfig,
+    SelectionConfig,
+)
 from exatrkx.contract import NET_STAGES, STAGES, Stage
 from exatrkx.core.features import check_features
 from exatrkx.core.models import Nets, load_models, script_models
-from exatrkx.core.stages.build import build_edges
-from exatrkx.core.stages.embed import embed
-from exatrkx.core.stages.filter import filter_edges
-from exatrkx.core.stages.gnn import classify_edges
-from exatrkx.core.stages.label import label_event
+from exatrkx.core.stages.build import build_events
+from exatrkx.core.stages.embed import embed_events
+from exatrkx.core.stages.filter import filter_events
+from exatrkx.core.stages.gnn import classify_events
+from exatrkx.core.stages.label import label_events
 from exatrkx.core.stages.layerpairs import build_layer_pairs
 
 Tensor = torch.Tensor
+#: Several events' inputs (one tuple of tensors per event, in the stage's order) -> one
+#: output per event.
+BatchFn = Callable[[Sequence[Sequence[Tensor]]], list[Tensor]]
 
 
 @dataclass
@@ -55,18 +69,61 @@ class Stages:
     label: Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
-def _filter_kept(model: nn.Module, cut: float, features: Tensor, edges: Tensor) -> Tensor:
-    return filter_edges(model, features, edges, cut)[0]
+class StageFn:
+    """One local stage with its settings bound (see :class:`Stages`).
+
+    ``fn(*tensors)`` runs one event; ``fn.batch(events)`` runs several (a list of per-event
+    input tuples, one output each) as one disjoint graph: one forward pass of a net over all
+    of them. An event alone is a batch of one, so both give the same result.
+    """
+
+    def __init__(self, name: Stage, batch: BatchFn) -> None:
+        self.name = name
+        self.batch = batch
+
+    def __call__(self, *tensors: Tensor) -> Tensor:
+        return self.batch([tensors])[0]
+
+    def __repr__(self) -> str:
+        return f"StageFn({self.name!r})"
 
 
-def _label(cut: float, method: LabelMethod, selection: SelectionConfig, features: Tensor,
-           edges: Tensor, scores: Tensor) -> Tensor:
-    return label_event(features, edges, scores, cut, method, selection)
+def _column(events: Sequence[Sequence[Tensor]], i: int) -> list[Tensor]:
+    return [e[i] for e in events]
+
+
+def _embed(net: nn.Module, events: Sequence[Sequence[Tensor]]) -> list[Tensor]:
+    return embed_events(net, _column(events, 0))
+
+
+def _build(radius: float, k: int, backend: FrnnBackend,
+           events: Sequence[Sequence[Tensor]]) -> list[Tensor]:
+    return build_events(_column(events, 0), radius, k, backend)
+
+
+def _build_layer_pairs(layers: LayerMapConfig, k: int,
+                       events: Sequence[Sequence[Tensor]]) -> list[Tensor]:
+    return [build_layer_pairs(e, layers, k) for e in _column(events, 0)]
+
+
+def _filter(net: nn.Module, cut: float, events: Sequence[Sequence[Tensor]]) -> list[Tensor]:
+    return [kept for kept, _ in filter_events(net, _column(events, 0), _column(events, 1), cut)]
+
+
+def _gnn(net: nn.Module, events: Sequence[Sequence[Tensor]]) -> list[Tensor]:
+    return classify_events(net, _column(events, 0), _column(events, 1))
+
+
+def _label(cut: float, method: LabelMethod, selection: SelectionConfig,
+           events: Sequence[Sequence[Tensor]]) -> list[Tensor]:
+    return label_events(_column(events, 0), _column(events, 1), _column(events, 2), cut,
+                        method, selection)
 
 
 def stage(name: Stage, config: PipelineConfig, net: nn.Module | None = None,
-          frnn_backend: FrnnBackend = "auto") -> Callable[..., Tensor]:
-    """One stage as a callable with the settings of ``config`` bound (see :class:`Stages`).
+          frnn_backend: FrnnBackend = "auto") -> StageFn:
+    """One stage as a callable with the settings of ``config`` bound (see :class:`Stages`
+    and :class:`StageFn`).
 
     The in-process pipeline and every served stage model get their stage from here.
 
@@ -79,25 +136,25 @@ def stage(name: Stage, config: PipelineConfig, net: nn.Module | None = None,
     if name in NET_STAGES:
         if net is None:
             raise ValueError(f"the {name} stage needs its net")
-        return _net_stage(name, config, net)
+        return StageFn(name, _net_stage(name, config, net))
     if name == "build":
         if config.build_method == "layer_pairs":
-            return functools.partial(build_layer_pairs, layers=config.layers,
-                                     max_neighbours=config.max_neighbours)
-        return functools.partial(build_edges, radius=config.radius,
-                                 max_neighbours=config.max_neighbours, backend=frnn_backend)
+            return StageFn(name, functools.partial(_build_layer_pairs, config.layers,
+                                                   config.max_neighbours))
+        return StageFn(name, functools.partial(_build, config.radius, config.max_neighbours,
+                                               frnn_backend))
     if name == "label":
-        return functools.partial(_label, config.gnn_cut, config.label_method,
-                                 config.selection)
+        return StageFn(name, functools.partial(_label, config.gnn_cut, config.label_method,
+                                               config.selection))
     raise ValueError(f"unknown stage {name!r} ({', '.join(STAGES)})")
 
 
-def _net_stage(name: Stage, config: PipelineConfig, net: nn.Module) -> Callable[..., Tensor]:
+def _net_stage(name: Stage, config: PipelineConfig, net: nn.Module) -> BatchFn:
     if name == "embed":
-        return functools.partial(embed, net)
+        return functools.partial(_embed, net)
     if name == "filter":
-        return functools.partial(_filter_kept, net, config.filter_cut)
-    return functools.partial(classify_edges, net)
+        return functools.partial(_filter, net, config.filter_cut)
+    return functools.partial(_gnn, net)
 
 
 def local_stages(nets: Nets, config: PipelineConfig, device: torch.device | str = "cpu",
@@ -209,6 +266,52 @@ class Pipeline:
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """Labels only: ``run(features).labels``."""
         return self.run(features).labels
+
+    def run_batch(self, features: Sequence[np.ndarray]) -> list[PipelineResult]:
+        """Track labels of several events, run as one disjoint graph (same labels as
+        :meth:`run` gives each of them). Needs local stages (:func:`local_stages`).
+
+        ``times_ms`` of each result is the batch's time per stage divided by the events.
+
+        Raises:
+            InputError: an event has wrong-shaped, non-numeric or non-finite features.
+        """
+        xs = [torch.from_numpy(np.ascontiguousarray(check_features(f))).to(self.device)
+              for f in features]
+        t0 = time.perf_counter()
+        labels = self.run_tensors(xs)
+        share = (time.perf_counter() - t0) * 1e3 / max(len(xs), 1)
+        return [PipelineResult(lab.cpu().numpy().astype(np.int64, copy=False),
+                               {"pipeline": share}) for lab in labels]
+
+    def run_tensors(self, features: Sequence[Tensor]) -> list[Tensor]:
+        """Labels of several events given as checked f32 ``[N, 3]`` tensors on the pipeline's
+        device, run as one disjoint graph; labels i64 ``[N]`` on that device.
+
+        Events with fewer than 2 hits have no edges and get -1 without going through the
+        stages, as in :meth:`run`.
+
+        Raises:
+            TypeError: a stage is not local (no ``batch``).
+        """
+        fns = [getattr(self.stages, name) for name in STAGES]
+        if not all(isinstance(fn, StageFn) for fn in fns):
+            raise TypeError("run_batch needs local stages (exatrkx.core.pipeline.StageFn)")
+        embed_fn, build_fn, filter_fn, gnn_fn, label_fn = fns
+        out = [torch.full((int(x.shape[0]),), -1, dtype=torch.int64, device=x.device)
+               for x in features]
+        idx = [i for i, x in enumerate(features) if int(x.shape[0]) >= 2]
+        if idx:
+            with torch.inference_mode():
+                xs = [features[i] for i in idx]
+                emb = embed_fn.batch([(x,) for x in xs])
+                edges = build_fn.batch([(e,) for e in emb])
+                kept = filter_fn.batch(list(zip(xs, edges, strict=True)))
+                scores = gnn_fn.batch(list(zip(xs, kept, strict=True)))
+                labels = label_fn.batch(list(zip(xs, kept, scores, strict=True)))
+            for i, lab in zip(idx, labels, strict=True):
+                out[i] = lab
+        return out
 
 
 def load_pipeline(weights_dir: str | Path | None = None, device: torch.device | str = "cpu",

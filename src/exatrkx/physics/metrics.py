@@ -15,10 +15,12 @@ Definitions:
   (kept edges with GNN score above the cut: the graph the labels come from). The headline
   ``edge_efficiency`` / ``edge_purity`` are those of ``gnn``.
 - **tracks**: hits sharing a label >= 0 (label -1 = in no track): the tracks the pipeline
-  reports, i.e. after the label stage's minimum-pT selection (:mod:`exatrkx.core.stages.select`).
+  reports, i.e. after the label stage's minimum-pT selection (:mod:`exatrkx.core.stages.select`);
+  or lists of hits that may overlap (fitted tracks of the ACTS chain, :func:`evaluate_tracks`).
   **Matching** (double majority): a track matches a particle when > 50% of the track's
   hits are the particle's and the track holds > 50% of the particle's hits in the event
-  (so a particle matches at most one track).
+  (so a particle matches at most one track of labels; overlapping tracks can both match it,
+  and the particle then counts once). ACTS' own truth matcher uses >= 50% instead.
 - **reconstructable particle**: not noise, ``pT > pt_min`` (1 GeV) and ``>= min_hits`` (5)
   hits in the event. **Track efficiency** = matched reconstructable particles /
   reconstructable particles; ``track_efficiency_displaced`` the same for those produced at
@@ -76,7 +78,7 @@ class EventMetrics:
         counts: integer counts (keys: see :func:`evaluate_event`).
         trackml_weight: matched weight and total weight (for the TrackML score).
         particles: one row per non-noise particle: ``particle_id, pt, eta, radius, nhits,
-            reconstructable, matched``.
+            reconstructable, matched, track`` (the matched track, -1 = none).
     """
 
     name: str
@@ -116,22 +118,20 @@ def edge_counts(event: Event, edges: np.ndarray, truth: np.ndarray | None = None
 def evaluate_event(event: Event, labels: np.ndarray,
                    edges: Mapping[str, np.ndarray] | None = None,
                    config: MetricsConfig | None = None) -> EventMetrics:
-    """Count everything the summary needs for one event.
+    """Count everything the summary needs for one event whose tracks are labels.
 
     Args:
         event: with truth.
-        labels: int64 ``[N]`` track of each hit, -1 = none.
+        labels: int64 ``[N]`` track of each hit, -1 = none (track ``t`` = hits labelled
+            ``t``; the ``track`` column of the result's particles is that label).
         edges: optional ``{"build": [2,E], "filter": [2,E'], "gnn": [2,E'']}``.
         config: cuts.
 
     Returns:
-        counts keys: ``tracks, candidate_tracks, fake_tracks, majority_tracks,
-        duplicate_tracks, reconstructable, matched_reconstructable, displaced,
-        matched_displaced`` and, per edge stage ``s``, ``s_edges, s_true, s_truth,
-        s_truth_found``.
+        counts keys: those of :func:`evaluate_tracks` and, per edge stage ``s``,
+        ``s_edges, s_true, s_truth, s_truth_found``.
     """
-    cfg = config or MetricsConfig()
-    pid = require_truth(event)
+    require_truth(event)
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (event.num_hits,):
         raise ValueError(f"{event.name}: {labels.shape} labels for {event.num_hits} hits")
@@ -141,28 +141,76 @@ def evaluate_event(event: Event, labels: np.ndarray,
         for stage, e in edges.items():
             for key, value in edge_counts(event, e, truth).items():
                 counts[f"{stage}_{key}"] = value
+    rows = np.flatnonzero(labels >= 0)
+    n_slots = int(labels.max()) + 1 if rows.size else 0
+    metrics = _match_tracks(event, labels[rows], rows, n_slots, config)
+    metrics.counts = {**counts, **metrics.counts}
+    return metrics
 
+
+def evaluate_tracks(event: Event, tracks: Sequence[np.ndarray],
+                    config: MetricsConfig | None = None) -> EventMetrics:
+    """Count everything the summary needs for one event whose tracks are lists of hits.
+
+    The same definitions as for labels (see the module docstring); tracks may share hits
+    (a fitted track finder's tracks can), so two tracks can match one particle by double
+    majority: the particle is matched once (its ``track`` is the first such track), the
+    second track counts as a duplicate, and the TrackML score counts the particle once.
+
+    Args:
+        event: with truth.
+        tracks: per track, int ``[n]`` row indices of its hits in the event.
+        config: cuts.
+
+    Returns:
+        counts keys ``tracks, candidate_tracks, fake_tracks, majority_tracks,
+        duplicate_tracks, reconstructable, matched_reconstructable, displaced,
+        matched_displaced``; particles with ``track`` = index of the matched track (-1 none).
+    """
+    require_truth(event)
+    sizes = np.array([len(t) for t in tracks], dtype=np.int64)
+    rows = (np.concatenate([np.asarray(t, dtype=np.int64) for t in tracks]) if sizes.sum()
+            else np.zeros(0, dtype=np.int64))
+    if rows.size and (rows.min() < 0 or rows.max() >= event.num_hits):
+        raise ValueError(f"{event.name}: a track holds a hit row outside 0-{event.num_hits - 1}")
+    owner = np.repeat(np.arange(sizes.size, dtype=np.int64), sizes)
+    return _match_tracks(event, owner, rows, int(sizes.size), config)
+
+
+def _match_tracks(event: Event, owner: np.ndarray, rows: np.ndarray, n_slots: int,
+                  config: MetricsConfig | None) -> EventMetrics:
+    """Double-majority matching of tracks given as (track, hit row) pairs: ``owner[i]`` is
+    the track (``0..n_slots-1``) holding hit row ``rows[i]``."""
+    cfg = config or MetricsConfig()
+    pid = require_truth(event)
+    counts: dict[str, int] = {}
     parts = particle_table(event)
     n_parts = len(parts)
-    track_size = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, int)
-    n_tracks = int(track_size.size)
+    track_size = np.bincount(owner, minlength=n_slots)
     # (track, particle) pairs with their shared hits and shared weight
-    both = (labels >= 0) & (pid != 0)
-    pcol = np.searchsorted(parts["particle_id"].to_numpy(np.int64), pid[both])
-    pair_key = labels[both] * max(n_parts, 1) + pcol
+    real = pid[rows] != 0
+    t_real, h_real = owner[real], rows[real]
+    pcol = np.searchsorted(parts["particle_id"].to_numpy(np.int64), pid[h_real])
+    pair_key = t_real * max(n_parts, 1) + pcol
     assert event.truth is not None  # require_truth checked it
     weight = event.truth["weight"].to_numpy(np.float64)
     uniq, inv = np.unique(pair_key, return_inverse=True)
     shared = np.bincount(inv, minlength=uniq.size)
-    shared_w = np.bincount(inv, weights=weight[both], minlength=uniq.size)
+    shared_w = np.bincount(inv, weights=weight[h_real], minlength=uniq.size)
     t_of, p_of = uniq // max(n_parts, 1), uniq % max(n_parts, 1)
     nhits = parts["nhits"].to_numpy(np.int64)
     track_major = shared * 2 > track_size[t_of] if uniq.size else np.zeros(0, bool)
     dm = track_major & (shared * 2 > nhits[p_of])
+    # a particle is matched once, by its first double-majority track
+    order = np.argsort(t_of[dm], kind="stable")
+    dm_t, dm_p = t_of[dm][order], p_of[dm][order]
+    dm_w = shared_w[dm][order]
+    once = ~pd.Series(dm_p).duplicated().to_numpy()
 
-    matched_part = np.zeros(n_parts, dtype=bool)
-    matched_part[p_of[dm]] = True
-    matched_track = np.zeros(n_tracks, dtype=bool)
+    matched_track_of = np.full(n_parts, -1, dtype=np.int64)
+    matched_track_of[dm_p[once]] = dm_t[once]
+    matched_part = matched_track_of >= 0
+    matched_track = np.zeros(n_slots, dtype=bool)
     matched_track[t_of[dm]] = True
     candidate = track_size >= cfg.min_track_hits
     counts["tracks"] = int((track_size > 0).sum())
@@ -180,7 +228,8 @@ def evaluate_event(event: Event, labels: np.ndarray,
     counts["matched_displaced"] = int((displaced & matched_part).sum())
     parts["reconstructable"] = recon
     parts["matched"] = matched_part
-    return EventMetrics(event.name, counts, (float(shared_w[dm].sum()), float(weight.sum())),
+    parts["track"] = matched_track_of
+    return EventMetrics(event.name, counts, (float(dm_w[once].sum()), float(weight.sum())),
                         parts)
 
 

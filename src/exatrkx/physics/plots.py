@@ -1,4 +1,5 @@
-"""Plots of the track efficiency vs pT, eta and production radius (matplotlib, Agg)."""
+"""Plots of the track efficiency vs pT, eta and production radius (matplotlib, Agg), for one
+track finder or several in one figure."""
 
 from __future__ import annotations
 
@@ -58,3 +59,51 @@ def plot_efficiency(summary: Mapping[str, Any], outdir: str | Path) -> list[Path
         fig.savefig(path, dpi=110)
         paths.append(path)
     return paths
+
+
+def plot_efficiency_comparison(summaries: Mapping[str, Mapping[str, Any]], path: str | Path,
+                               key: str = "radius", title: str | None = None) -> Path:
+    """One figure: the efficiency vs ``key`` of several track finders, from their
+    :func:`~exatrkx.physics.metrics.summarize` outputs (same bins), as points with binomial
+    errors, each finder a little shifted within its bin so the bars do not hide each other.
+
+    Returns:
+        ``path`` (its folder is created).
+    """
+    import matplotlib  # a heavy import: only when plots are drawn
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    label, _, log = _AXES[key]
+    fig = Figure(figsize=(6.0, 4.2))
+    ax = fig.subplots()
+    edges = np.zeros(2)
+    for i, (name, summary) in enumerate(summaries.items()):
+        binned = summary["binned"][key]
+        edges = np.asarray(binned["edges"], dtype=float)
+        eff = np.array([np.nan if v is None else v for v in binned["efficiency"]], dtype=float)
+        total = np.asarray(binned["total"], dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err = np.sqrt(np.clip(eff * (1 - eff), 0, None) / total)
+        # geometric centres on a log axis, a small shift per finder
+        lo = np.maximum(edges[:-1], edges[1] / 10 if log else edges[0])
+        centres = np.sqrt(lo * edges[1:]) if log else 0.5 * (edges[1:] + edges[:-1])
+        shift = 1.0 + 0.06 * (i - 0.5 * (len(summaries) - 1))
+        ax.errorbar(centres * shift if log else centres, eff, yerr=err, fmt="o-", ms=4,
+                    capsize=0, lw=1, label=f"{name} ({int(np.nansum(total))} particles)")
+    ax.set_xlabel(label)
+    ax.set_ylabel("track efficiency (double majority)")
+    ax.set_ylim(0, 1.05)
+    if log and edges[0] >= 0:
+        ax.set_xscale("symlog", linthresh=max(edges[1], 1e-3))
+    ax.set_xlim(edges[0], edges[-1])
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return out

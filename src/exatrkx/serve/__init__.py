@@ -8,19 +8,29 @@
 - :mod:`exatrkx.serve.keys`: the key policy of the control APIs;
 - :mod:`exatrkx.serve.adapters`: the Python-backend model classes (imported only by the
   backend stub processes), over :mod:`exatrkx.serve.validate`'s input checks;
+- :mod:`exatrkx.serve.floors`: the floor models' adapters (numpy only);
 - :mod:`exatrkx.serve.deploy`: checks of the container recipe and Kubernetes manifests.
+
+The names below load on first use: a backend stub that imports :mod:`exatrkx.serve.floors`
+then does not pay for torch, which the launcher and the repository writer bring in.
 """
 
 from __future__ import annotations
 
-from exatrkx.serve.launcher import ServerConfig, TritonServer, free_port, free_ports
-from exatrkx.serve.repository import (
-    RepositoryConfig,
-    is_repository,
-    parse_config,
-    write_floor_repository,
-    write_repository,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_API: dict[str, str] = {
+    "RepositoryConfig": "exatrkx.serve.repository",
+    "ServerConfig": "exatrkx.serve.launcher",
+    "TritonServer": "exatrkx.serve.launcher",
+    "free_port": "exatrkx.serve.launcher",
+    "free_ports": "exatrkx.serve.launcher",
+    "is_repository": "exatrkx.serve.repository",
+    "parse_config": "exatrkx.serve.repository",
+    "write_floor_repository": "exatrkx.serve.repository",
+    "write_repository": "exatrkx.serve.repository",
+}
 
 __all__ = [
     "RepositoryConfig",
@@ -33,3 +43,26 @@ __all__ = [
     "write_floor_repository",
     "write_repository",
 ]
+
+if TYPE_CHECKING:
+    from exatrkx.serve.launcher import ServerConfig, TritonServer, free_port, free_ports
+    from exatrkx.serve.repository import (
+        RepositoryConfig,
+        is_repository,
+        parse_config,
+        write_floor_repository,
+        write_repository,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'exatrkx.serve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -47,6 +47,8 @@ LIBTORCH_SUFFIX = "_libtorch"
 CRD_SCHEMAS: dict[tuple[str, str], str] = {
     ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject.schema.json",
 }
+#: Secrets the manifests use but do not hold (created at install: see deploy/README.md).
+EXTERNAL_SECRETS = ("exatrkx-envoy-tls", "exatrkx-api-key")
 #: Triton's health endpoints.
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
@@ -210,10 +212,24 @@ def cross_references(manifests: Sequence[Manifest]) -> list[str]:
             spec = doc["spec"]
             if not spec["selector"]["matchLabels"].items() <= _pod_labels(doc).items():
                 errors.append(f"{m.key}: selector does not match the pod labels")
-            for vol in spec["template"]["spec"].get("volumes", []):
+            pod = spec["template"]["spec"]
+            secrets = [vol["secret"]["secretName"] for vol in pod.get("volumes", [])
+                       if "secret" in vol]
+            secrets += [env["valueFrom"]["secretKeyRef"]["name"]
+                        for c in pod["containers"] for env in c.get("env", [])
+                        if "secretKeyRef" in env.get("valueFrom", {})]
+            for secret in secrets:
+                if secret not in EXTERNAL_SECRETS and _find(manifests, "Secret", secret) is None:
+                    errors.append(f"{m.key}: Secret {secret} is neither defined nor one of "
+                                  f"the install-time secrets {', '.join(EXTERNAL_SECRETS)}")
+            for vol in pod.get("volumes", []):
                 cm = vol.get("configMap", {}).get("name")
                 if cm and _find(manifests, "ConfigMap", cm) is None:
                     errors.append(f"{m.key}: ConfigMap {cm} is not defined")
+        elif doc.get("kind") == "NetworkPolicy":
+            sel = doc["spec"]["podSelector"].get("matchLabels", {})
+            if not any(sel.items() <= _pod_labels(d).items() for d in deployments):
+                errors.append(f"{m.key}: podSelector {sel} matches no Deployment's pods")
         elif doc.get("kind") == "ScaledObject":
             ref = doc["spec"]["scaleTargetRef"]
             if _find(manifests, ref.get("kind", "Deployment"), ref["name"]) is None:
@@ -229,45 +245,172 @@ def triton_probes(deployment: Mapping[str, Any]) -> dict[str, str]:
             if "httpGet" in container.get(key, {})}
 
 
-def check_envoy(config: Mapping[str, Any], triton_service: str) -> list[str]:
-    """Settings the load balancer needs (empty: all good).
+#: gRPC methods of inference (a JWT is required on them).
+GRPC_INFER_METHODS = ("/inference.GRPCInferenceService/ModelInfer",
+                      "/inference.GRPCInferenceService/ModelStreamInfer")
+#: Paths of Triton's control APIs that the proxy must not route (one example per API).
+CONTROL_PATHS = {
+    "grpc": ("/inference.GRPCInferenceService/RepositoryModelLoad",
+             "/inference.GRPCInferenceService/RepositoryIndex",
+             "/inference.GRPCInferenceService/SystemSharedMemoryRegister",
+             "/inference.GRPCInferenceService/ModelStatistics",
+             "/inference.GRPCInferenceService/LogSettings",
+             "/inference.GRPCInferenceService/TraceSetting"),
+    "http": ("/v2/repository/index", "/v2/repository/models/exatrkx/load",
+             "/v2/systemsharedmemory/region/x/register", "/v2/models/exatrkx/stats",
+             "/v2/logging", "/v2/trace/setting"),
+}
+#: An inference path of each protocol.
+INFER_PATHS = {"grpc": GRPC_INFER_METHODS[0], "http": "/v2/models/exatrkx/infer"}
+_TLS_SOCKET = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 
-    The Triton cluster balances by least request over HTTP/2, resolves every pod of the
-    headless ``triton_service``, and health-checks Triton's readiness endpoint; the
-    listener speaks HTTP/2 (gRPC) and routes to that cluster.
+
+def _type(config: Mapping[str, Any]) -> str:
+    return str(config.get("typed_config", {}).get("@type", "")).rsplit("/", 1)[-1]
+
+
+def _route_for(routes: Sequence[Mapping[str, Any]], path: str,
+               headers: Mapping[str, str] | None = None) -> Mapping[str, Any] | None:
+    """The first route whose prefix, path or regex (and header ranges) match ``path``."""
+    import re
+
+    for route in routes:
+        match = route.get("match", {})
+        if "prefix" in match:
+            hit = path.startswith(match["prefix"])
+        elif "path" in match:
+            hit = path == match["path"]
+        elif "safe_regex" in match:
+            hit = re.fullmatch(match["safe_regex"]["regex"], path) is not None
+        else:
+            hit = False
+        for rule in match.get("headers", []):
+            value = (headers or {}).get(rule["name"])
+            bounds = rule.get("range_match")
+            if value is None or (bounds and not bounds["start"] <= int(value) < bounds["end"]):
+                hit = False
+        if hit:
+            return route
+    return None
+
+
+def _jwt_required(jwt: Mapping[str, Any], path: str) -> bool:
+    import re
+
+    for rule in jwt.get("rules", []):
+        match = rule.get("match", {})
+        hit = (path.startswith(match["prefix"]) if "prefix" in match
+               else re.fullmatch(match["safe_regex"]["regex"], path) is not None
+               if "safe_regex" in match else False)
+        if hit:
+            return bool(rule.get("requires"))
+    return False
+
+
+def check_listener(listener: Mapping[str, Any], protocol: str,
+                   clusters: Sequence[str]) -> list[str]:
+    """A listener of the proxy: TLS terminated, a JWT required on inference, a local rate
+    limit, control APIs not routed, the rest routed to a Triton cluster."""
+    name = listener.get("name")
+    errors = []
+    for chain in listener.get("filter_chains", []):
+        tls = chain.get("transport_socket", {})
+        certs = tls.get("typed_config", {}).get("common_tls_context", {}).get(
+            "tls_certificates", [])
+        if not _type(tls) == _TLS_SOCKET or not certs:
+            errors.append(f"listener {name} does not terminate TLS")
+        for flt in chain.get("filters", []):
+            hcm = flt.get("typed_config", {})
+            codec = hcm.get("codec_type")
+            if protocol == "grpc" and codec not in ("HTTP2", "AUTO"):
+                errors.append(f"listener {name} does not speak HTTP/2")
+            filters = {_type(f): f.get("typed_config", {}) for f in hcm.get("http_filters", [])}
+            order = [_type(f) for f in hcm.get("http_filters", [])]
+            if not order or not order[-1].endswith("Router"):
+                errors.append(f"listener {name}: the router is not the last filter")
+            limit = filters.get("envoy.extensions.filters.http.local_ratelimit.v3."
+                                "LocalRateLimit")
+            bucket = (limit or {}).get("token_bucket", {})
+            if not limit or not bucket.get("max_tokens", 0) > 0:
+                errors.append(f"listener {name} has no local rate limit")
+            jwt = filters.get("envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication")
+            if jwt is None or not jwt.get("providers"):
+                errors.append(f"listener {name} checks no JWT")
+            elif not _jwt_required(jwt, INFER_PATHS[protocol]):
+                errors.append(f"listener {name}: inference needs no JWT")
+            elif _jwt_required(jwt, "/v2/health/ready"):
+                errors.append(f"listener {name}: health checks need a JWT")
+            routes = [r for vh in hcm.get("route_config", {}).get("virtual_hosts", [])
+                      for r in vh.get("routes", [])]
+            for path in CONTROL_PATHS[protocol]:
+                route = _route_for(routes, path)
+                if route is None or "direct_response" not in route:
+                    errors.append(f"listener {name} routes the control API {path}")
+            headers = {"inference-header-content-length": "200"} if protocol == "http" else {}
+            infer = _route_for(routes, INFER_PATHS[protocol], headers)
+            if infer is None or infer.get("route", {}).get("cluster") not in clusters:
+                errors.append(f"listener {name} routes inference to no Triton cluster")
+            if protocol == "http":
+                json_only = _route_for(routes, INFER_PATHS["http"])
+                big_header = _route_for(routes, INFER_PATHS["http"],
+                                        {"inference-header-content-length": str(1 << 20)})
+                for label, route in (("JSON inference", json_only),
+                                     ("a JSON header over 64 KiB", big_header)):
+                    if route is None or "direct_response" not in route:
+                        errors.append(f"listener {name} lets {label} reach Triton")
+    return errors
+
+
+def _files_of(node: Any) -> list[str]:
+    """Every ``filename`` in an Envoy configuration (certificates, keys, JWKS)."""
+    if isinstance(node, Mapping):
+        own = [str(node["filename"])] if isinstance(node.get("filename"), str) else []
+        return own + [f for v in node.values() for f in _files_of(v)]
+    if isinstance(node, list):
+        return [f for v in node for f in _files_of(v)]
+    return []
+
+
+def check_envoy(config: Mapping[str, Any], triton_service: str) -> list[str]:
+    """Settings the proxy needs (empty: all good).
+
+    The Triton clusters balance by least request, resolve every pod of the headless
+    ``triton_service`` and health-check Triton's readiness endpoint, the gRPC one over
+    HTTP/2; the admin interface listens on loopback only; the gRPC listener and the HTTPS
+    listener each pass :func:`check_listener`.
     """
     errors = []
-    clusters = config.get("static_resources", {}).get("clusters", [])
+    clusters = {c.get("name"): c for c in
+                config.get("static_resources", {}).get("clusters", [])}
     listeners = config.get("static_resources", {}).get("listeners", [])
-    if len(clusters) != 1 or not listeners:
-        return ["expected one cluster and at least one listener"]
-    c = clusters[0]
-    if c.get("lb_policy") != "LEAST_REQUEST":
-        errors.append(f"lb_policy is {c.get('lb_policy')}, not LEAST_REQUEST")
-    if c.get("type") != "STRICT_DNS":
-        errors.append("the cluster must be STRICT_DNS (one host per pod of the headless service)")
-    opts = c.get("typed_extension_protocol_options", {}).get(
+    if "triton_grpc" not in clusters or "triton_http" not in clusters:
+        return ["expected the clusters triton_grpc and triton_http"]
+    admin = config.get("admin", {}).get("address", {}).get("socket_address", {})
+    if admin and admin.get("address") not in ("127.0.0.1", "::1"):
+        errors.append("the admin interface listens beyond loopback")
+    for name, c in clusters.items():
+        if c.get("lb_policy") != "LEAST_REQUEST":
+            errors.append(f"{name}: lb_policy is {c.get('lb_policy')}, not LEAST_REQUEST")
+        if c.get("type") != "STRICT_DNS":
+            errors.append(f"{name}: the cluster must be STRICT_DNS (one host per pod of the "
+                          "headless service)")
+        checks = [h.get("http_health_check", {}).get("path") for h in c.get("health_checks", [])]
+        if READY_PATH not in checks:
+            errors.append(f"{name}: no active health check on {READY_PATH}")
+        hosts = [e["endpoint"]["address"]["socket_address"]["address"]
+                 for group in c["load_assignment"]["endpoints"] for e in group["lb_endpoints"]]
+        if not all(h.split(".")[0] == triton_service for h in hosts):
+            errors.append(f"{name}: endpoints {hosts} are not the service {triton_service}")
+    opts = clusters["triton_grpc"].get("typed_extension_protocol_options", {}).get(
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", {})
     if "http2_protocol_options" not in opts.get("explicit_http_config", {}):
-        errors.append("the upstream is not HTTP/2 (gRPC needs it)")
-    checks = [h.get("http_health_check", {}).get("path") for h in c.get("health_checks", [])]
-    if READY_PATH not in checks:
-        errors.append(f"no active health check on {READY_PATH}")
-    hosts = [e["endpoint"]["address"]["socket_address"]["address"]
-             for group in c["load_assignment"]["endpoints"] for e in group["lb_endpoints"]]
-    if not all(h.split(".")[0] == triton_service for h in hosts):
-        errors.append(f"endpoints {hosts} are not the service {triton_service}")
-    for lst in listeners:
-        for chain in lst.get("filter_chains", []):
-            for flt in chain.get("filters", []):
-                hcm = flt.get("typed_config", {})
-                if hcm.get("codec_type") not in ("HTTP2", "AUTO"):
-                    errors.append(f"listener {lst.get('name')} does not speak HTTP/2")
-                routes = [r["route"]["cluster"]
-                          for vh in hcm.get("route_config", {}).get("virtual_hosts", [])
-                          for r in vh.get("routes", [])]
-                if c["name"] not in routes:
-                    errors.append(f"listener {lst.get('name')} routes nothing to {c['name']}")
+        errors.append("the gRPC upstream is not HTTP/2 (gRPC needs it)")
+    by_name = {lst.get("name"): lst for lst in listeners}
+    for name, protocol in (("triton_grpc_listener", "grpc"), ("triton_https_listener", "http")):
+        if name not in by_name:
+            errors.append(f"no listener {name}")
+            continue
+        errors += check_listener(by_name[name], protocol, [f"triton_{protocol}"])
     return errors
 
 
@@ -344,10 +487,16 @@ def check_deploy(deploy_dir: str | Path, context: str | Path | None = None) -> l
     errors = lint_dockerfile(root / "Dockerfile", context or root.parent)
     manifests = render_manifests(root / "k8s")
     errors += validate_manifests(manifests, root / "schemas")
+    proxy = _find(manifests, "Deployment", "exatrkx-envoy")
+    mounts = [v["mountPath"] for c in (proxy or {}).get("spec", {}).get("template", {}).get(
+        "spec", {}).get("containers", []) for v in c.get("volumeMounts", [])]
     for m in manifests:
         if m.doc.get("kind") == "ConfigMap" and "envoy.yaml" in m.doc.get("data", {}):
             envoy = yaml.safe_load(m.doc["data"]["envoy.yaml"])
             errors += [f"envoy: {e}" for e in check_envoy(envoy, "exatrkx-triton-headless")]
+            for path in _files_of(envoy):
+                if not any(path.startswith(mount.rstrip("/") + "/") for mount in mounts):
+                    errors.append(f"envoy: {path} is on no volume of the proxy's pod")
     triton = _find(manifests, "Deployment", "exatrkx-triton")
     if triton is None:
         errors.append("no Deployment exatrkx-triton")

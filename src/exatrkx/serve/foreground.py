@@ -35,10 +35,12 @@ def serve_forever(repository: str | Path | None, weights_dir: str | Path | None,
     Raises:
         InputError: a port is taken; ServerError: the server failed to start or died.
     """
-    for name, port in (("gRPC", server_config.grpc_port), ("HTTP", server_config.http_port),
-                       ("metrics", server_config.metrics_port)):
-        if port and port_in_use(server_config.host, port):
-            raise InputError(f"{name} port {port} is already in use on {server_config.host}")
+    http_host = server_config.http_host or "127.0.0.1"
+    for name, port, host in (("gRPC", server_config.grpc_port, server_config.host),
+                             ("HTTP", server_config.http_port, http_host),
+                             ("metrics", server_config.metrics_port, http_host)):
+        if port and port_in_use(host, port):
+            raise InputError(f"{name} port {port} is already in use on {host}")
     settings = repo_config or RepositoryConfig()
     scratch: Path | None = None
     if repository is None:
@@ -61,8 +63,11 @@ def serve_forever(repository: str | Path | None, weights_dir: str | Path | None,
     try:
         server.start()
         echo(f"models: {', '.join(repository_models(repo))}")
-        echo(f"gRPC:    {server.grpc_url}")
-        echo(f"HTTP:    {server.http_url}")
+        tls = server.tls
+        echo(f"gRPC:    {server.grpc_url}" + (
+            "" if tls is None else " (TLS" + (", client certificates of "
+                                              f"{tls.ca}" if tls.ca else "") + ")"))
+        echo(f"HTTP:    {server.http_url}" + (" (plain text)" if tls is not None else ""))
         echo(f"metrics: {server.metrics_url}")
         if server.api_key and server_config.api_key is None:
             echo(f"API key: {server.api_key} (clients: export {API_KEY_ENV}=<key>)")

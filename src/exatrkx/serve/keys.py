@@ -2,7 +2,10 @@
 
 The control APIs (model repository, shared memory, statistics, trace, logging) answer only
 requests that carry the server's key in :data:`exatrkx.contract.API_KEY_HEADER` (Triton's
-restricted-protocol settings). The key is random per server unless given.
+restricted-protocol settings), and so does inference over HTTP: Triton 2.51 parses a JSON
+request before checking it, and one request can crash the whole server (JSON nested 110 000
+deep: SIGSEGV; a JSON tensor of shape [2^31, 3]: std::bad_alloc, SIGABRT). A restricted API
+answers 403 before the body is read. The key is random per server unless given.
 """
 
 from __future__ import annotations
@@ -12,13 +15,35 @@ import secrets
 
 from exatrkx.errors import InputError
 
-#: Triton APIs behind the key by default: everything but health, metadata, model config and
-#: inference (which any standard Triton client may use).
+#: Triton APIs behind the key on both protocols by default: everything but health, metadata,
+#: model config and inference.
 RESTRICTED_APIS = ("model-repository", "shared-memory", "statistics", "trace", "logging")
+#: APIs behind the key on HTTP only, by default: inference (see the module docstring); gRPC
+#: inference stays open to standard clients (its typed tensors do not reach that parser).
+HTTP_RESTRICTED_APIS = ("inference",)
+#: ``exatrkx serve --inference-key`` choices: which protocols' inference needs the key.
+INFERENCE_KEY_CHOICES = ("http", "all", "none")
 #: APIs Triton 2.51 can restrict.
 KNOWN_APIS = ("health", "metadata", "inference", "shared-memory", "model-config",
               "model-repository", "statistics", "trace", "logging")
 _KEY_RE = re.compile(r"[A-Za-z0-9._~-]{16,256}")
+
+
+def restriction(inference_key: str = "http", open_control: bool = False
+                ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(restricted on both protocols, restricted on HTTP only)`` for the command line's
+    ``--inference-key`` (``http``, ``all`` or ``none``) and ``--open-control``.
+
+    Raises:
+        InputError: an unknown ``inference_key``.
+    """
+    if inference_key not in INFERENCE_KEY_CHOICES:
+        raise InputError(f"--inference-key must be one of {', '.join(INFERENCE_KEY_CHOICES)}, "
+                         f"got {inference_key!r}")
+    both = () if open_control else RESTRICTED_APIS
+    if inference_key == "all":
+        return (*both, "inference"), ()
+    return both, (HTTP_RESTRICTED_APIS if inference_key == "http" else ())
 
 
 def new_api_key() -> str:

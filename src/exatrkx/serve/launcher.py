@@ -4,11 +4,15 @@ The binary runs in place; only the backends folder is copied into a scratch dire
 the Python-backend stub matching this interpreter can be put beside ``libtriton_python.so``.
 The server runs in its own process group, so stopping it also ends every backend stub.
 
-Security defaults (see ``docs/security.md``): the endpoints listen on ``127.0.0.1``; models
-cannot be loaded or unloaded over the network (``--model-control-mode=none``); the control
-APIs (model repository, shared memory, statistics, trace, logging) answer only requests that
-carry the server's key (:mod:`exatrkx.serve.keys`). The key is random per server unless
-given; :attr:`TritonServer.api_key` holds it.
+Security defaults (see ``docs/security.md``): the endpoints listen on ``127.0.0.1``, and
+the HTTP and metrics endpoints (which Triton cannot encrypt) stay there even when gRPC listens
+elsewhere, unless :attr:`ServerConfig.http_host` says otherwise; models cannot be loaded or
+unloaded over the network (``--model-control-mode=none``); the control APIs (model
+repository, shared memory, statistics, trace, logging) and HTTP inference answer only
+requests that carry the server's key (:mod:`exatrkx.serve.keys`; HTTP inference because
+Triton 2.51's JSON parser can be crashed by one request). The key is random per server unless
+given; :attr:`TritonServer.api_key` holds it. With :attr:`ServerConfig.tls` gRPC is TLS
+(:mod:`exatrkx.serve.tls`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from types import TracebackType
 from exatrkx.contract import API_KEY_HEADER, DEFAULT_PORTS
 from exatrkx.errors import InputError, ServerError
 from exatrkx.serve.binary import server_environment, tritonserver_paths
-from exatrkx.serve.keys import KNOWN_APIS, RESTRICTED_APIS, check_api_key, new_api_key
+from exatrkx.serve.keys import (
+    HTTP_RESTRICTED_APIS,
+    KNOWN_APIS,
+    RESTRICTED_APIS,
+    check_api_key,
+    new_api_key,
+)
+from exatrkx.serve.tls import ServerTls
 from exatrkx.service.transport import probe_ready
 from exatrkx.util.procfs import group_processes
 
@@ -39,7 +50,7 @@ class ServerConfig:
     """How to run the server.
 
     Attributes:
-        host: address the gRPC and HTTP endpoints listen on.
+        host: address the gRPC endpoint listens on.
         grpc_port: gRPC port (0: pick a free one).
         http_port: HTTP port (0: pick a free one).
         metrics_port: Prometheus metrics port (0: pick a free one).
@@ -49,7 +60,12 @@ class ServerConfig:
         extra_args: more ``tritonserver`` arguments, passed as given.
         env: more environment variables for the server and its stubs.
         api_key: key of the restricted APIs (None: a random one per server).
-        restricted: the APIs behind the key (empty: none, every API open).
+        restricted: the APIs behind the key on both protocols (empty: none).
+        http_restricted: more APIs behind the key on HTTP only (default: inference, whose
+            JSON parsing a single request can crash in Triton 2.51).
+        http_host: address the HTTP and metrics endpoints listen on (None: ``127.0.0.1``
+            whatever ``host`` is: Triton has no TLS for them).
+        tls: TLS of the gRPC endpoint (None: plain text).
     """
 
     host: str = "127.0.0.1"
@@ -63,9 +79,12 @@ class ServerConfig:
     env: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None
     restricted: tuple[str, ...] = RESTRICTED_APIS
+    http_restricted: tuple[str, ...] = HTTP_RESTRICTED_APIS
+    http_host: str | None = None
+    tls: ServerTls | None = None
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.restricted) - set(KNOWN_APIS))
+        unknown = sorted((set(self.restricted) | set(self.http_restricted)) - set(KNOWN_APIS))
         if unknown:
             raise InputError(f"unknown Triton API(s) to restrict: {', '.join(unknown)} "
                              f"(known: {', '.join(KNOWN_APIS)})")
@@ -143,14 +162,15 @@ class TritonServer:
             raise InputError("model repository folder does not exist", self.repository)
         cfg = config or ServerConfig()
         self.host = cfg.host
+        self.http_host = cfg.http_host or "127.0.0.1"
         bind = "0.0.0.0" if cfg.host in ("0.0.0.0", "") else cfg.host
         spare = free_ports(3, bind)
         self.grpc_port = cfg.grpc_port or spare[0]
         self.http_port = cfg.http_port or spare[1]
         self.metrics_port = cfg.metrics_port or spare[2]
         self.config = cfg
-        self.api_key: str | None = ((cfg.api_key or new_api_key()) if cfg.restricted
-                                    else None)
+        self.api_key: str | None = ((cfg.api_key or new_api_key())
+                                    if cfg.restricted or cfg.http_restricted else None)
         self._own_workdir = workdir is None
         self.workdir = (Path(workdir) if workdir
                         else Path(tempfile.mkdtemp(prefix="exatrkx-triton-")))
@@ -160,24 +180,29 @@ class TritonServer:
 
     # ------------------------------------------------------------------ endpoints
 
-    @property
-    def _client_host(self) -> str:
-        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+    @staticmethod
+    def _client_host(host: str) -> str:
+        return "127.0.0.1" if host in ("0.0.0.0", "") else host
 
     @property
     def grpc_url(self) -> str:
         """``host:port`` of the gRPC endpoint (tritonclient's form)."""
-        return f"{self._client_host}:{self.grpc_port}"
+        return f"{self._client_host(self.host)}:{self.grpc_port}"
 
     @property
     def http_url(self) -> str:
         """``host:port`` of the HTTP endpoint (tritonclient's form)."""
-        return f"{self._client_host}:{self.http_port}"
+        return f"{self._client_host(self.http_host)}:{self.http_port}"
 
     @property
     def metrics_url(self) -> str:
-        """Full URL of the Prometheus metrics."""
-        return f"http://{self._client_host}:{self.metrics_port}/metrics"
+        """Full URL of the Prometheus metrics (they listen where HTTP does)."""
+        return f"http://{self._client_host(self.http_host)}:{self.metrics_port}/metrics"
+
+    @property
+    def tls(self) -> ServerTls | None:
+        """TLS of the gRPC endpoint (None: plain text)."""
+        return self.config.tls
 
     @property
     def headers(self) -> dict[str, str]:
@@ -198,7 +223,7 @@ class TritonServer:
             str(binary),
             f"--model-repository={self.repository}",
             f"--backend-directory={backends}",
-            f"--http-address={self.host}",
+            f"--http-address={self.http_host}",
             f"--grpc-address={self.host}",
             f"--http-port={self.http_port}",
             f"--grpc-port={self.grpc_port}",
@@ -212,15 +237,22 @@ class TritonServer:
             f"--exit-timeout-secs={cfg.exit_timeout}",
             f"--log-verbose={cfg.log_verbose}",
             *self._restriction_args(),
+            *(cfg.tls.args() if cfg.tls is not None else []),
             *cfg.extra_args,
         ]
 
     def _restriction_args(self) -> list[str]:
         if not self.api_key:
             return []
-        rule = f"{','.join(self.config.restricted)}:{API_KEY_HEADER}={self.api_key}"
+        cfg = self.config
+        http = [*cfg.restricted, *(a for a in cfg.http_restricted if a not in cfg.restricted)]
+        flags = []
+        if cfg.restricted:
+            flags.append(f"--grpc-restricted-protocol={','.join(cfg.restricted)}:"
+                         f"{API_KEY_HEADER}={self.api_key}")
         # Triton 2.51 spells the HTTP flag "restricted-api"
-        return [f"--grpc-restricted-protocol={rule}", f"--http-restricted-api={rule}"]
+        flags.append(f"--http-restricted-api={','.join(http)}:{API_KEY_HEADER}={self.api_key}")
+        return flags
 
     def _prepare_backends(self) -> Path:
         _, backends_src, stub, _ = tritonserver_paths()
@@ -302,7 +334,9 @@ class TritonServer:
             text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
-        errors = [ln for ln in text[:-lines] if re.match(r"E\d{4} ", ln)][-20:]
+        # the E lines, and the line that names an unknown option (the usage text follows it)
+        errors = [ln for ln in text[:-lines]
+                  if re.match(r"E\d{4} ", ln) or "unrecognized option" in ln][-20:]
         return "\n".join(errors + text[-lines:])
 
     def poll(self, timeout: float) -> int | None:

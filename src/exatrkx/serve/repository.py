@@ -6,6 +6,8 @@ Layout (``<dir>``)::
     exatrkx/                                 ensemble of the five (FEATURES -> LABELS)
     exatrkx_pipeline/                        the whole pipeline in one Python-backend model
     identity/  identity_ensemble5/           Triton's floor: no work, one hop / five hops
+    touch/  touch_<stage>/  touch_ensemble5/ the data floor: every input read, the real
+                                             stages' output sizes written; 1 hop / 5 steps
 
 Every ``<model>/1/model.py`` is a two-line adapter that imports its class from
 :mod:`exatrkx.serve.adapters`; the nets travel as TorchScript files beside it. The pipeline
@@ -13,16 +15,24 @@ settings (radius, k, cuts) come from the weights' metadata and reach the models 
 ``exatrkx_config`` parameter of each ``config.pbtxt``.
 
 With ``libtorch_variant`` a second folder (``<dir>-libtorch`` unless told otherwise) holds the
-three nets as ``platform: "pytorch_libtorch"`` models (``INPUT__0``.. / ``OUTPUT__0``) for full
-Triton installs, which have the libtorch backend this wheel's server lacks.
+three nets as ``platform: "pytorch_libtorch"`` models (``INPUT__0``.. / ``OUTPUT__0``, one event
+per request without an event dimension) for full Triton installs, which have the libtorch
+backend this wheel's server lacks.
 
-Batching: events have different numbers of hits and edges, so by default no model has a
-batch dimension (``max_batch_size: 0``; Triton's dynamic batcher never combines requests of
-such a model). With ``dynamic_batching`` the embed model, whose work is per hit, takes the
-hits as its batch dimension (``max_batch_size: max_hits``, FEATURES dims ``[3]``): Triton
-then hands it several events at once and its adapter runs them as one concatenated tensor,
-which is exact. The other stages cannot: their edge tensors are ``[2, E]`` (the batch would be
-the second dimension) and the build, GNN and labelling results depend on the whole event.
+Batching: every model takes one event per request with a leading event dimension
+(:mod:`exatrkx.contract`), as Triton's batch dimension (``max_batch_size`` =
+:attr:`RepositoryConfig.max_batch_events`); the inputs allow ragged batches (events differ in
+hits and edges). With ``dynamic_batching`` Triton's dynamic batcher hands a model every
+request waiting for it, up to ``max_batch_events``, after waiting at most
+``max_queue_delay_us`` for more; the Python backend gives the adapter the list of requests,
+and the adapter runs them as one disjoint graph (:mod:`exatrkx.core.batch`) in groups of at
+most :attr:`RepositoryConfig.forward_hits` hits. Without it each execution gets one request.
+The ensembles batch in their steps: each stage model batches what the ensemble's requests
+send it. The same holds for ``KIND_GPU`` instances (the joined tensors live on the GPU).
+
+The defaults (:data:`DEFAULT_INSTANCES`, :data:`DEFAULT_BATCHING`, ...) are the best served
+setting of the study's throughput scan on the 2-core development machine (see the README);
+``exatrkx serve`` and the study's main server use them.
 """
 
 from __future__ import annotations
@@ -43,27 +53,32 @@ from exatrkx.contract import (
     DEFAULT_MAX_HITS,
     ENSEMBLE_MODEL,
     FLOOR_ENSEMBLE_STEPS,
+    FLOOR_MODEL_NAMES,
     IDENTITY_ENSEMBLE_MODEL,
     IDENTITY_MODEL,
     MODELS,
     NET_STAGES,
     PIPELINE_MODEL,
+    SERVED_MODELS,
     STAGE_MODELS,
     STAGES,
     TENSORS,
+    TOUCH_ENSEMBLE_MODEL,
+    TOUCH_MODEL,
+    TOUCH_STEP_MODELS,
+    ModelSpec,
+    Stage,
     check_message_limits,
 )
 from exatrkx.core.models import export_torchscript, load_models
 from exatrkx.errors import InputError
 
 Device = Literal["cpu", "cuda"]
-#: Stage models that can use Triton's dynamic batcher (per-hit work, hits as the batch
-#: dimension).
-BATCHED_MODELS = (STAGE_MODELS["embed"].name,)
 
 _TRITON_TYPES = {"FP32": mc.DataType.TYPE_FP32, "INT64": mc.DataType.TYPE_INT64}
 
-#: Model -> adapter class in :mod:`exatrkx.serve.adapters`.
+#: Model -> adapter class in :mod:`exatrkx.serve.adapters` (the floor models':
+#: :mod:`exatrkx.serve.floors`), for every Python-backend model.
 ADAPTERS = {
     STAGE_MODELS["embed"].name: "EmbedModel",
     STAGE_MODELS["build"].name: "BuildModel",
@@ -72,7 +87,25 @@ ADAPTERS = {
     STAGE_MODELS["label"].name: "LabelModel",
     PIPELINE_MODEL: "PipelineModel",
     IDENTITY_MODEL: "IdentityModel",
+    TOUCH_MODEL: "TouchModel",
+    **{spec.name: "TouchModel" for spec in TOUCH_STEP_MODELS.values()},
 }
+#: Models Triton's dynamic batcher serves when a repository batches: every Python-backend
+#: model (the ensembles batch in their steps).
+BATCHED_MODELS: tuple[str, ...] = tuple(ADAPTERS)
+
+#: Model instances per model by default (the study's best served setting).
+DEFAULT_INSTANCES = 1
+#: Dynamic batching by default (the study's best served setting).
+DEFAULT_BATCHING = True
+#: The batcher's wait for more requests (microseconds). 0: no wait; a model that is busy
+#: still gets every request that queued meanwhile in its next execution.
+DEFAULT_QUEUE_DELAY_US = 0
+#: Events per execution at most (Triton's ``max_batch_size``).
+DEFAULT_MAX_BATCH_EVENTS = 16
+#: Hits per forward pass at most, by device: on CPU a larger joined graph falls out of the
+#: caches and runs slower per event (measured: ``benchmarks/bench_batching.py``).
+DEFAULT_FORWARD_HITS: dict[str, int] = {"cpu": 2048, "cuda": 262_144}
 
 
 @dataclass(frozen=True)
@@ -82,24 +115,34 @@ class RepositoryConfig:
     Attributes:
         instances: model instances (stub processes) per model.
         instances_per_model: overrides of ``instances`` by model name.
-        dynamic_batching: dynamic batcher on embed (see the module docstring).
+        dynamic_batching: Triton's dynamic batcher on every Python-backend model (see the
+            module docstring).
         max_queue_delay_us: the batcher's wait for more requests.
+        preferred_batch_sizes: the batcher's preferred batch sizes (events; empty: none).
+        max_batch_events: events per execution at most (``max_batch_size``).
+        batch_max_hits: hits per forward pass at most (None: :data:`DEFAULT_FORWARD_HITS`
+            of the device); a larger event runs alone.
         max_hits: events with more hits are refused before any work is done; the repository
-            writer refuses a limit whose largest request or response could exceed gRPC's
-            message limit (:func:`exatrkx.contract.check_message_limits`).
+            writer refuses a limit whose largest request or response (one event each) could
+            exceed gRPC's message limit (:func:`exatrkx.contract.check_message_limits`).
         device: ``"cpu"`` or ``"cuda"`` (instance kind and where the adapters compute).
         torch_threads: intra-op threads of torch in each stub process (0: torch's default).
         libtorch_variant: also write the libtorch-backend variant of the nets.
+        floors: also write the floor models (identity and touch).
     """
 
-    instances: int = 1
+    instances: int = DEFAULT_INSTANCES
     instances_per_model: Mapping[str, int] = field(default_factory=dict)
-    dynamic_batching: bool = False
-    max_queue_delay_us: int = 100
+    dynamic_batching: bool = DEFAULT_BATCHING
+    max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS
+    batch_max_hits: int | None = None
     max_hits: int = DEFAULT_MAX_HITS
     device: Device = "cpu"
     torch_threads: int = 1
     libtorch_variant: bool = True
+    floors: bool = True
 
     def __post_init__(self) -> None:
         if self.instances < 1 or any(v < 1 for v in self.instances_per_model.values()):
@@ -110,10 +153,24 @@ class RepositoryConfig:
             raise InputError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if self.torch_threads < 0:
             raise InputError("torch_threads must be >= 0")
+        if self.max_batch_events < 1:
+            raise InputError("max_batch_events must be >= 1")
+        if self.max_queue_delay_us < 0:
+            raise InputError("max_queue_delay_us must be >= 0")
+        if any(not 1 <= b <= self.max_batch_events for b in self.preferred_batch_sizes):
+            raise InputError(f"preferred batch sizes must be 1..{self.max_batch_events} "
+                             f"(max_batch_events), got {list(self.preferred_batch_sizes)}")
+        if self.batch_max_hits is not None and self.batch_max_hits < 1:
+            raise InputError("batch_max_hits must be >= 1")
 
     def count(self, model: str) -> int:
         """Instances of ``model``."""
         return int(self.instances_per_model.get(model, self.instances))
+
+    @property
+    def forward_hits(self) -> int:
+        """Hits per forward pass at most (``batch_max_hits`` or the device's default)."""
+        return self.batch_max_hits or DEFAULT_FORWARD_HITS[self.device]
 
 
 # ---------------------------------------------------------------------------- configs
@@ -134,30 +191,44 @@ def _io(cfg: mc.ModelConfig, model: str, embed_dim: int) -> None:
         _tensor(cfg.output.add(), name, embed_dim)
 
 
-def python_model_config(name: str, embed_dim: int, settings: RepositoryConfig,
-                        adapter_config: dict[str, Any]) -> mc.ModelConfig:
-    """``config.pbtxt`` of one Python-backend model."""
-    cfg = mc.ModelConfig(name=name, backend="python", max_batch_size=0)
-    _io(cfg, name, embed_dim)
+def _on_gpu(name: str, settings: RepositoryConfig) -> bool:
+    """Whether ``name`` runs on the GPU: every model of a ``cuda`` repository but the floor
+    models (numpy only: they take and give CPU tensors on every host)."""
+    return settings.device == "cuda" and name not in FLOOR_MODEL_NAMES
+
+
+def _instances(cfg: mc.ModelConfig, name: str, settings: RepositoryConfig) -> None:
     group = cfg.instance_group.add()
     group.count = settings.count(name)
-    group.kind = (mc.ModelInstanceGroup.Kind.KIND_GPU if settings.device == "cuda"
+    group.kind = (mc.ModelInstanceGroup.Kind.KIND_GPU if _on_gpu(name, settings)
                   else mc.ModelInstanceGroup.Kind.KIND_CPU)
-    if settings.dynamic_batching and name in BATCHED_MODELS:
-        # hits are the batch dimension: requests of several events are concatenated
-        cfg.max_batch_size = settings.max_hits
-        for tensor in [*cfg.input, *cfg.output]:
-            del tensor.dims[0]
+
+
+def python_model_config(name: str, embed_dim: int, settings: RepositoryConfig,
+                        adapter_config: dict[str, Any]) -> mc.ModelConfig:
+    """``config.pbtxt`` of one Python-backend model (one event per request, batched by
+    Triton when ``settings.dynamic_batching``)."""
+    cfg = mc.ModelConfig(name=name, backend="python", max_batch_size=settings.max_batch_events)
+    _io(cfg, name, embed_dim)
+    for tensor in cfg.input:  # events differ in hits and edges: batches are ragged
+        tensor.allow_ragged_batch = any(d < 0 for d in tensor.dims)
+    _instances(cfg, name, settings)
+    if settings.dynamic_batching:
         cfg.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
+        cfg.dynamic_batching.preferred_batch_size.extend(settings.preferred_batch_sizes)
     cfg.parameters[CONFIG_PARAMETER].string_value = json.dumps(adapter_config, sort_keys=True)
-    if settings.device == "cuda":
+    if _on_gpu(name, settings):  # inputs may stay on the GPU: the adapters join them there
         cfg.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value = "no"
     return cfg
 
 
-def _ensemble(name: str, embed_dim: int,
-              steps: list[tuple[str, dict[str, str], dict[str, str]]]) -> mc.ModelConfig:
-    cfg = mc.ModelConfig(name=name, platform="ensemble", max_batch_size=0)
+Steps = list[tuple[str, dict[str, str], dict[str, str]]]
+
+
+def _ensemble(name: str, embed_dim: int, steps: Steps,
+              settings: RepositoryConfig) -> mc.ModelConfig:
+    cfg = mc.ModelConfig(name=name, platform="ensemble",
+                         max_batch_size=settings.max_batch_events)
     _io(cfg, name, embed_dim)
     for model, input_map, output_map in steps:
         step = cfg.ensemble_scheduling.step.add()
@@ -168,28 +239,38 @@ def _ensemble(name: str, embed_dim: int,
     return cfg
 
 
-def ensemble_steps() -> list[tuple[str, dict[str, str], dict[str, str]]]:
-    """The ``exatrkx`` ensemble's wiring: each stage model in order, its inputs taken from
-    the ensemble's input or an earlier stage's output (internal names in lower case), the
-    last output being the ensemble's output."""
-    ensemble = MODELS[ENSEMBLE_MODEL]
+def ensemble_steps(ensemble: str = ENSEMBLE_MODEL,
+                   steps: Mapping[Stage, ModelSpec] = STAGE_MODELS) -> Steps:
+    """An ensemble's wiring: each stage's model in order, its inputs taken from the
+    ensemble's inputs or an earlier step's output (internal names in lower case), the last
+    output being the ensemble's output. ``exatrkx`` chains the stage models,
+    ``touch_ensemble5`` the touch steps."""
+    spec = MODELS[ensemble]
+
     def internal(tensor: str) -> str:
-        return tensor if tensor in (*ensemble.inputs, *ensemble.outputs) else tensor.lower()
+        return tensor if tensor in (*spec.inputs, *spec.outputs) else tensor.lower()
 
-    steps = []
-    for stage in STAGES:
-        spec = STAGE_MODELS[stage]
-        steps.append((spec.name, {t: internal(t) for t in spec.inputs},
-                      {t: internal(t) for t in spec.outputs}))
-    return steps
+    return [(steps[stage].name, {t: internal(t) for t in steps[stage].inputs},
+             {t: internal(t) for t in steps[stage].outputs}) for stage in STAGES]
 
 
-def ensemble_config(embed_dim: int) -> mc.ModelConfig:
+def ensemble_config(embed_dim: int, settings: RepositoryConfig | None = None
+                    ) -> mc.ModelConfig:
     """The ``exatrkx`` ensemble: the five stage models chained, FEATURES -> LABELS."""
-    return _ensemble(ENSEMBLE_MODEL, embed_dim, ensemble_steps())
+    return _ensemble(ENSEMBLE_MODEL, embed_dim, ensemble_steps(),
+                     settings or RepositoryConfig())
 
 
-def identity_ensemble_config(steps: int = FLOOR_ENSEMBLE_STEPS) -> mc.ModelConfig:
+def touch_ensemble_config(embed_dim: int, settings: RepositoryConfig | None = None
+                          ) -> mc.ModelConfig:
+    """``touch_ensemble5``: the five touch steps chained like the stages."""
+    return _ensemble(TOUCH_ENSEMBLE_MODEL, embed_dim,
+                     ensemble_steps(TOUCH_ENSEMBLE_MODEL, TOUCH_STEP_MODELS),
+                     settings or RepositoryConfig())
+
+
+def identity_ensemble_config(steps: int = FLOOR_ENSEMBLE_STEPS,
+                             settings: RepositoryConfig | None = None) -> mc.ModelConfig:
     """``identity_ensemble5``: ``steps`` identity models chained, FEATURES -> OUTPUT."""
     identity = MODELS[IDENTITY_MODEL]
     (src_name,), (dst_name,) = identity.inputs, identity.outputs
@@ -198,7 +279,7 @@ def identity_ensemble_config(steps: int = FLOOR_ENSEMBLE_STEPS) -> mc.ModelConfi
         src = src_name if i == 0 else f"hop{i}"
         dst = dst_name if i == steps - 1 else f"hop{i + 1}"
         chain.append((IDENTITY_MODEL, {src_name: src}, {dst_name: dst}))
-    return _ensemble(IDENTITY_ENSEMBLE_MODEL, 0, chain)
+    return _ensemble(IDENTITY_ENSEMBLE_MODEL, 0, chain, settings or RepositoryConfig())
 
 
 def libtorch_config(name: str, embed_dim: int, settings: RepositoryConfig) -> mc.ModelConfig:
@@ -215,10 +296,7 @@ def libtorch_config(name: str, embed_dim: int, settings: RepositoryConfig) -> mc
     out = cfg.output.add()
     out.name, out.data_type = "OUTPUT__0", _TRITON_TYPES["FP32"]
     out.dims.extend(out_dims if spec.stage == "embed" else [-1])
-    group = cfg.instance_group.add()
-    group.count = settings.count(name)
-    group.kind = (mc.ModelInstanceGroup.Kind.KIND_GPU if settings.device == "cuda"
-                  else mc.ModelInstanceGroup.Kind.KIND_CPU)
+    _instances(cfg, name, settings)
     if settings.torch_threads:
         for key in ("INTRA_OP_THREAD_COUNT", "INTER_OP_THREAD_COUNT"):
             cfg.parameters[key].string_value = str(settings.torch_threads)
@@ -239,8 +317,9 @@ def parse_config(path: str | Path) -> mc.ModelConfig:
 
 def _adapter_source(model: str) -> str:
     cls = ADAPTERS[model]
+    module = "floors" if model in FLOOR_MODEL_NAMES else "adapters"
     return (f'"""Triton Python-backend model ``{model}``: adapter over the exatrkx package."""\n\n'
-            f"from exatrkx.serve.adapters import {cls} as TritonPythonModel\n\n"
+            f"from exatrkx.serve.{module} import {cls} as TritonPythonModel\n\n"
             '__all__ = ["TritonPythonModel"]\n')
 
 
@@ -291,7 +370,7 @@ def write_repository(directory: str | Path, weights_dir: str | Path | None = Non
         directory: where to write (created; existing model folders are replaced).
         weights_dir: trained weights (``None``: the weights shipped with the package).
         config: serving settings; keyword ``settings`` override single fields
-            (``instances=2``, ``max_hits=50000``, ``dynamic_batching=True``, ...).
+            (``instances=2``, ``max_hits=50000``, ``dynamic_batching=False``, ...).
         libtorch_dir: folder of the libtorch variant (default ``<directory>-libtorch``).
 
     Returns:
@@ -310,24 +389,24 @@ def write_repository(directory: str | Path, weights_dir: str | Path | None = Non
         raise InputError(f"max_hits {cfg.max_hits}: {exc}") from None
     adapter_config = {"pipeline": pipe.to_dict(), "max_hits": cfg.max_hits,
                       "device": cfg.device, "torch_threads": cfg.torch_threads,
-                      "batched": False}
+                      "batch_max_hits": cfg.forward_hits}
 
-    models: list[str] = [*(STAGE_MODELS[s].name for s in STAGES), PIPELINE_MODEL,
-                         IDENTITY_MODEL]
-    for name in (*models, ENSEMBLE_MODEL, IDENTITY_ENSEMBLE_MODEL):
+    for name in MODELS:
         shutil.rmtree(repo / name, ignore_errors=True)
-    for name in models:
+    for name in ADAPTERS:
+        if name not in SERVED_MODELS and not cfg.floors:
+            continue
         files: dict[str, Path | str] = {"model.py": _adapter_source(name)}
-        stage = MODELS[name].stage
-        if stage in NET_STAGES:
-            files[f"{stage}.ts"] = nets[stage]
+        spec = MODELS[name]
+        if spec.kind == "stage" and spec.stage in NET_STAGES:
+            files[f"{spec.stage}.ts"] = nets[spec.stage]
         if name == PIPELINE_MODEL:
             files.update({f"{net}.ts": nets[net] for net in NET_STAGES})
-        batched = cfg.dynamic_batching and name in BATCHED_MODELS
-        _write_model(repo, python_model_config(name, embed_dim, cfg,
-                                               {**adapter_config, "batched": batched}), files)
-    _write_model(repo, ensemble_config(embed_dim))
-    _write_model(repo, identity_ensemble_config())
+        _write_model(repo, python_model_config(name, embed_dim, cfg, adapter_config), files)
+    _write_model(repo, ensemble_config(embed_dim, cfg))
+    if cfg.floors:
+        _write_model(repo, identity_ensemble_config(settings=cfg))
+        _write_model(repo, touch_ensemble_config(embed_dim, cfg))
 
     if cfg.libtorch_variant:
         variant = Path(libtorch_dir) if libtorch_dir else repo.with_name(repo.name + "-libtorch")
@@ -338,7 +417,7 @@ def write_repository(directory: str | Path, weights_dir: str | Path | None = Non
 
 def write_floor_repository(directory: str | Path,
                            config: RepositoryConfig | None = None) -> Path:
-    """A repository of only the floor models (``identity``, ``identity_ensemble5``).
+    """A repository of only the identity floor models (``identity``, ``identity_ensemble5``).
 
     Needs no weights; starts in seconds (Triton's own cost, launcher checks).
     """
@@ -348,7 +427,7 @@ def write_floor_repository(directory: str | Path,
         shutil.rmtree(repo / name, ignore_errors=True)
     _write_model(repo, python_model_config(IDENTITY_MODEL, 8, cfg, {}),
                  {"model.py": _adapter_source(IDENTITY_MODEL)})
-    _write_model(repo, identity_ensemble_config())
+    _write_model(repo, identity_ensemble_config(settings=cfg))
     return repo
 
 
@@ -371,6 +450,6 @@ def repository_models(directory: str | Path) -> list[str]:
 
 
 def is_repository(directory: str | Path) -> bool:
-    """True when ``directory`` holds every model this package serves."""
-    need = set(MODELS)
-    return need.issubset(repository_models(directory))
+    """True when ``directory`` holds every model that serves the pipeline (the floor models
+    are optional)."""
+    return set(SERVED_MODELS).issubset(repository_models(directory))

@@ -81,7 +81,8 @@ class MultiServerRunner:
         max_attempts: servers one event may be tried on (default: the number of servers).
         probe: readiness check (for tests; default :func:`probe_ready`).
         runner_factory: builds a server's runner (default :func:`exatrkx.client.make_runner`).
-        **runner_kwargs: passed to ``runner_factory`` (``shm``, ``weights_dir``, ...).
+        **runner_kwargs: passed to ``runner_factory`` (``shm``, ``weights_dir``, ``tls``,
+            ...; ``tls`` also goes to the readiness probes).
 
     Raises:
         InputError: bad policy, option or URLs; NoServerError: no server is ready.
@@ -108,7 +109,10 @@ class MultiServerRunner:
         self.concurrency = concurrency
         self.max_attempts = max_attempts or len(urls)
         self.probe_timeout_s = probe_timeout_s
-        self._probe: Probe = probe or probe_ready
+        tls = runner_kwargs.get("tls")
+        self._probe: Probe = probe or (
+            probe_ready if tls is None
+            else lambda url, protocol, timeout: probe_ready(url, protocol, timeout, tls=tls))
         self._factory: RunnerFactory = runner_factory or make_runner
         self._kwargs = dict(runner_kwargs)
         if runner_factory is None and "retries" in inspect.signature(make_runner).parameters:

@@ -24,7 +24,8 @@ from exatrkx.errors import ExatrkxError, InputError, ServerUnavailable
 from exatrkx.io import event_sources, read_event, tracks_path, write_tracks
 from exatrkx.physics.metrics import EventMetrics, evaluate_event, stage_edges, summarize
 from exatrkx.physics.plots import plot_efficiency
-from exatrkx.service.runner import Runner, make_runner
+from exatrkx.service.runner import Runner, make_runner, warm_up
+from exatrkx.service.tls import ClientTls
 
 #: Metric keys of the summary (None when not evaluated).
 METRIC_KEYS = ("track_efficiency", "fake_rate", "duplicate_rate", "edge_efficiency",
@@ -53,20 +54,14 @@ class ReconstructReport:
     exit_code: int = 0
 
 
-def _warm_up(runner: Runner) -> None:
-    """One synthetic event (TorchScript optimises on its first calls)."""
-    rng = np.random.default_rng(0)
-    runner.run(np.stack([rng.uniform(0.03, 1, 300), rng.uniform(-1, 1, 300),
-                         rng.uniform(-1, 1, 300)], axis=1).astype(np.float32))
-
-
 def reconstruct_events(events: str | Path, option_number: int = 0, url: str | None = None,
                        out: str | Path | None = None, evaluate: bool = False,
                        plots: str | Path | None = None, weights_dir: str | Path | None = None,
                        device: str = "cpu", num_threads: int | None = 1,
                        on_line: Callable[[str], None] | None = None, *,
                        resume: bool = False, timeout_s: float | None = None,
-                       retries: int | None = None) -> ReconstructReport:
+                       retries: int | None = None,
+                       tls: ClientTls | None = None) -> ReconstructReport:
     """Reconstruct every event under ``events``; optionally write tracks and evaluate.
 
     Args:
@@ -83,6 +78,7 @@ def reconstruct_events(events: str | Path, option_number: int = 0, url: str | No
         resume: skip events whose ``<event>-tracks.csv`` exists in ``out``.
         timeout_s: client timeout of one request (options 1-5; None: the client default).
         retries: resends of a request after a transient failure (None: client default).
+        tls: TLS of the connections (options 1-5; None: plain text).
 
     Raises:
         InputError: no events found, or the weights cannot be used; ServerUnavailable: no
@@ -106,8 +102,8 @@ def reconstruct_events(events: str | Path, option_number: int = 0, url: str | No
         skipped = len(sources) - len(todo)
         sources = todo
     with make_runner(opt, url, weights_dir=weights_dir, device=device, timeout_s=timeout_s,
-                     retries=retries, num_threads=num_threads) as runner:
-        _warm_up(runner)
+                     retries=retries, num_threads=num_threads, tls=tls) as runner:
+        warm_up(runner)
         return _reconstruct(runner, sources, skipped, out, evaluate, plots, on_line)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from exatrkx.contract import FEATURES, FLOOR_MODELS, MODELS, STAGE_MODELS, Stage
+from exatrkx.contract import FEATURES, FLOOR_MODELS, MODELS, SIZES, STAGE_MODELS, Stage
 from exatrkx.core.pipeline import Stages
 from exatrkx.service.transport import Transport
 
@@ -48,15 +48,32 @@ def remote_stages(stages: Stages, transport: Transport, names: Sequence[Stage]) 
                                           for name in names})
 
 
-def floor_times(transport: Transport, features: np.ndarray) -> dict[str, float]:
+def floor_times(transport: Transport, features: np.ndarray,
+                sizes: np.ndarray | None = None,
+                keys: Sequence[str] | None = None) -> dict[str, float]:
     """Client-side ms of one call to each floor model with this payload.
 
+    Args:
+        transport: the connection.
+        features: the event.
+        sizes: the event's ``SIZES`` (:func:`exatrkx.contract.touch_sizes`) for the touch
+            floors; None: the touch floors are skipped.
+        keys: the floors to time (keys of :data:`exatrkx.contract.FLOOR_MODELS`; default:
+            every one that ``sizes`` allows).
+
     Returns:
-        ``{"hop": ms, "ensemble5": ms}`` (keys of :data:`exatrkx.contract.FLOOR_MODELS`).
+        ``{"hop": ms, "ensemble5": ms, "touch_hop": ms, "touch_ensemble5": ms}`` (those timed).
     """
     out = {}
-    for key, model in FLOOR_MODELS.items():
+    for key in keys if keys is not None else FLOOR_MODELS:
+        model = FLOOR_MODELS[key]
+        inputs = {FEATURES: features}
+        if SIZES in MODELS[model].inputs:
+            if sizes is None:
+                continue
+            inputs[SIZES] = sizes
         t0 = time.perf_counter()
-        transport.infer(model, {FEATURES: features}, MODELS[model].outputs)
+        transport.infer(model, inputs, MODELS[model].outputs,
+                        num_hits=int(features.shape[0]))
         out[key] = (time.perf_counter() - t0) * 1e3
     return out

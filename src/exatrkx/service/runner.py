@@ -40,10 +40,11 @@ from exatrkx.contract import (
 from exatrkx.core.features import check_features
 from exatrkx.core.models import Nets, load_models, script_models
 from exatrkx.core.pipeline import Pipeline, PipelineResult, local_stages
-from exatrkx.errors import InputError, ServerUnavailable
+from exatrkx.errors import InputError
 from exatrkx.service.remote import RemoteStage, as_numpy, remote_stages
 from exatrkx.service.stats import RawStats
-from exatrkx.service.transport import ClientConfig, RequestTiming, Transport, probe_ready
+from exatrkx.service.tls import ClientTls
+from exatrkx.service.transport import ClientConfig, RequestTiming, Transport
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -191,6 +192,14 @@ class Runner:
         self.close()
 
 
+def warm_up(runner: Runner) -> None:
+    """One synthetic event through the runner before anything is timed (TorchScript
+    optimises on its first calls; the first request opens the connection)."""
+    rng = np.random.default_rng(0)
+    runner.run(np.stack([rng.uniform(0.03, 1, 300), rng.uniform(-1, 1, 300),
+                         rng.uniform(-1, 1, 300)], axis=1).astype(np.float32))
+
+
 def server_pipeline_config(transport: Transport) -> PipelineConfig | None:
     """The pipeline settings the server's models use (from their config parameters)."""
     raw = transport.model_parameters(STAGE_MODELS["build"].name).get(CONFIG_PARAMETER)
@@ -205,7 +214,8 @@ def make_runner(option_number: int, url: str | None = None, protocol: Protocol =
                 nets: Nets | None = None, shm_max_hits: int = DEFAULT_MAX_HITS,
                 timeout_s: float | None = None, device: str = "cpu",
                 scripted: bool = True, retries: int | None = None,
-                api_key: str | None = None, num_threads: int | None = None) -> Runner:
+                api_key: str | None = None, num_threads: int | None = None,
+                tls: ClientTls | None = None) -> Runner:
     """A :class:`Runner` for one service option.
 
     Args:
@@ -226,9 +236,12 @@ def make_runner(option_number: int, url: str | None = None, protocol: Protocol =
         retries: resends after transient failures (None: ClientConfig's default).
         api_key: the server's key (None: ``$EXATRKX_API_KEY``).
         num_threads: torch intra-op threads of this process (None: leave as they are).
+        tls: TLS of the gRPC connections (None: plain text).
 
     Raises:
-        InputError: bad option/concurrency, missing weights; ServerUnavailable: no server.
+        InputError: bad option/concurrency, missing weights, unusable TLS files;
+        ServerUnavailable: no ready server, or it refuses the connection (TLS: one line
+        naming the cause).
     """
     try:
         opt = option(option_number)
@@ -247,10 +260,10 @@ def make_runner(option_number: int, url: str | None = None, protocol: Protocol =
                             shm_max_hits=shm_max_hits,
                             timeout_s=defaults.timeout_s if timeout_s is None else timeout_s,
                             retries=defaults.retries if retries is None else retries,
-                            api_key=api_key)
-        if not probe_ready(base.address, protocol):
-            raise ServerUnavailable(f"no ready Triton server at {base.address} ({protocol})")
-        with Transport(base) as probe:
+                            api_key=api_key, tls=tls)
+        with Transport(dataclasses.replace(base, timeout_s=min(base.timeout_s or 10.0, 10.0),
+                                           retries=0)) as probe:
+            probe.check_ready()
             server_cfg = server_pipeline_config(probe)
         sizing = server_cfg or config or PipelineConfig()
         client_cfg = dataclasses.replace(base, max_neighbours=sizing.max_neighbours,

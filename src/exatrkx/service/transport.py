@@ -9,12 +9,18 @@ the servers' default limit); a larger event is sent inline. gRPC messages may be
 Triton's server takes (:data:`exatrkx.contract.MAX_MESSAGE_BYTES`, set explicitly on the
 channel).
 
-Reliability: every request has a client-side timeout (``ClientConfig.timeout_s``) and is
-retried ``ClientConfig.retries`` times with exponential backoff when it failed for a reason
-that may pass (server unreachable or restarting, timeout, a backend process that died). A
-refusal of the input itself (``INVALID_ARG``: :class:`~exatrkx.errors.RejectedInput`) or of
-the key is never retried. A request that still fails raises
-:class:`~exatrkx.errors.ServerUnavailable` or :class:`~exatrkx.errors.ServerFailure`.
+Reliability: every call to the server (readiness, model configuration, statistics,
+shared-memory registration, inference) has a client-side timeout (``ClientConfig.timeout_s``);
+inference is retried ``ClientConfig.retries`` times with exponential backoff when it failed
+for a reason that may pass (server unreachable or restarting, timeout, a backend process that
+died). A refusal of the input itself (``INVALID_ARG``: :class:`~exatrkx.errors.RejectedInput`),
+of the key, or of the connection's TLS set-up (:func:`exatrkx.service.tls.connection_failure`)
+is never retried. A request that still fails raises :class:`~exatrkx.errors.ServerUnavailable`
+or :class:`~exatrkx.errors.ServerFailure`.
+
+Security: with ``ClientConfig.tls`` the gRPC channel is TLS (mutual TLS with a client
+certificate); the key of the restricted APIs (:data:`exatrkx.contract.API_KEY_ENV`) goes with
+every request.
 
 ``tritonclient`` is imported when a transport is made, not with this module: it is a heavy
 import (gRPC) that in-process use (option 0) never needs.
@@ -25,6 +31,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +48,10 @@ from exatrkx.contract import (
     MAX_MESSAGE_BYTES,
     PROTOCOLS,
     TENSORS,
+    TOKEN_ENV,
     Protocol,
+    off_wire,
+    on_wire,
 )
 from exatrkx.errors import (
     InputError,
@@ -51,11 +61,16 @@ from exatrkx.errors import (
     ServerUnavailable,
 )
 from exatrkx.service.stats import RawStats, parse_statistics
+from exatrkx.service.tls import DEFAULT_CHANNEL_ARGS, ClientTls, connection_failure, quiet_grpc
 
 #: Shared-memory regions fit at least this many hits (small events share one size).
 SHM_MIN_HITS = 4096
-#: gRPC channel options: messages up to Triton's own limit, both ways.
-GRPC_CHANNEL_ARGS = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+#: gRPC channel options: tritonclient's own (options given replace them all), with messages
+#: up to Triton's limit both ways.
+GRPC_CHANNEL_ARGS = [*((k, v) for k, v in DEFAULT_CHANNEL_ARGS
+                       if k not in ("grpc.max_send_message_length",
+                                    "grpc.max_receive_message_length")),
+                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
 
 #: gRPC status codes of failures that may pass when the request is sent again.
@@ -64,6 +79,11 @@ TRANSIENT_GRPC = frozenset(f"StatusCode.{code}" for code in (
     "ABORTED", "CANCELLED"))
 #: Statuses of a refusal of the request's content (gRPC, HTTP).
 INVALID_STATUSES = frozenset({"StatusCode.INVALID_ARGUMENT", "400", "[400]"})
+
+
+#: gRPC's prefix of a failed connection ("failed to connect to all addresses; last error:
+#: UNAVAILABLE: ipv4:127.0.0.1:8001: Connection refused").
+_CONNECT_PREFIX = re.compile(r"failed to connect to all addresses; last error: \w+: \S+: ")
 
 
 def is_transient(status: str | None, message: str) -> bool:
@@ -77,16 +97,22 @@ def is_transient(status: str | None, message: str) -> bool:
     return not code or code.startswith("5") or code == "429"
 
 
-def remote_error(what: str, status: str | None, message: str) -> RemoteError | RejectedInput:
-    """The package's error for a Triton error (status and message from tritonclient)."""
+def remote_error(what: str, status: str | None, message: str,
+                 tls: ClientTls | None = None) -> RemoteError | RejectedInput:
+    """The package's error for a Triton error (status and message from tritonclient);
+    ``tls``: the client's TLS settings (they tell the causes of a failed set-up)."""
     status = status or ""
+    if status in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"):
+        cause = connection_failure(message, tls)
+        if cause is not None:  # never passes by itself: not sent again
+            return ServerUnavailable(f"{what}: {cause}", transient=False, unreachable=False)
     if status in INVALID_STATUSES:
         return RejectedInput(f"{what}: {message}")
     if "restricted" in message:
         return ServerUnavailable(f"{what}: refused: {message}", transient=False,
                                  unreachable=False)
     if status == "StatusCode.UNAVAILABLE":
-        return ServerUnavailable(f"{what}: {message}")
+        return ServerUnavailable(f"{what}: {_CONNECT_PREFIX.sub('cannot connect: ', message)}")
     return ServerFailure(f"{what}: {message}", transient=is_transient(status, message))
 
 
@@ -109,6 +135,9 @@ class ClientConfig:
         max_backoff_s: cap of the wait between resends.
         api_key: key of the server's restricted APIs (None: ``$EXATRKX_API_KEY``;
             ``""``: send none).
+        tls: TLS of the gRPC connection (None: plain text).
+        token: bearer token sent as ``authorization: Bearer ...`` (None:
+            ``$EXATRKX_TOKEN``; ``""``: none), for a proxy that checks tokens.
     """
 
     url: str | None = None
@@ -122,10 +151,15 @@ class ClientConfig:
     backoff_s: float = 0.25
     max_backoff_s: float = 5.0
     api_key: str | None = None
+    tls: ClientTls | None = None
+    token: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise InputError(f"protocol must be grpc or http, got {self.protocol!r}")
+        if self.tls is not None and self.protocol != "grpc":
+            raise InputError("TLS is for gRPC: Triton's HTTP endpoint has no TLS (reach it "
+                             "through a TLS-terminating proxy, see deploy/)")
         if self.timeout_s is not None and not self.timeout_s > 0:
             raise InputError(f"timeout must be positive, got {self.timeout_s}")
         if self.retries < 0:
@@ -138,6 +172,12 @@ class ClientConfig:
         """The key to send: ``api_key``, else ``$EXATRKX_API_KEY``, else none."""
         key = self.api_key if self.api_key is not None else os.environ.get(API_KEY_ENV)
         return key or None
+
+    @property
+    def bearer(self) -> str | None:
+        """The token to send: ``token``, else ``$EXATRKX_TOKEN``, else none."""
+        token = self.token if self.token is not None else os.environ.get(TOKEN_ENV)
+        return token.strip() or None if token else None
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait before resend number ``attempt`` (0-based), with jitter."""
@@ -172,15 +212,18 @@ class _Region:
     """One registered system shared-memory region."""
 
     def __init__(self, client: Any, name: str, size: int,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 timeout: dict[str, float] | None = None) -> None:
         import tritonclient.utils.shared_memory as shm
 
         self.name = name
         self.size = size
         self.headers = headers
+        self.timeout = timeout or {}
         self.handle = shm.create_shared_memory_region(name, "/" + name, size)
         try:
-            client.register_system_shared_memory(name, "/" + name, size, headers=headers)
+            client.register_system_shared_memory(name, "/" + name, size, headers=headers,
+                                                 **self.timeout)
         except BaseException:
             shm.destroy_shared_memory_region(self.handle)
             raise
@@ -198,14 +241,33 @@ class _Region:
         del view
         return out
 
-    def close(self, client: Any) -> None:
+    #: How long :meth:`close` retries an unregister the server refuses as "in use".
+    IN_USE_RETRY_S = 2.0
+
+    def close(self, client: Any) -> int:
+        """Unregister and destroy; returns how often the server answered "in use".
+
+        Right after a response, Triton 2.51 may still hold the region for a few ms (up to
+        150 ms measured with the real pipeline) and refuse to unregister it ("it is
+        currently in use"): that is retried, else the server would keep a registration of
+        a region destroyed here. Other failures (the server is gone) are ignored.
+        """
         import tritonclient.utils.shared_memory as shm
 
-        try:
-            client.unregister_system_shared_memory(self.name, headers=self.headers)
-        except Exception:  # the server may be gone already
-            pass
+        refused = 0
+        deadline = time.monotonic() + self.IN_USE_RETRY_S
+        while True:
+            try:
+                client.unregister_system_shared_memory(self.name, headers=self.headers,
+                                                       **self.timeout)
+                break
+            except Exception as exc:  # the server may be gone already
+                if "currently in use" not in str(exc) or time.monotonic() > deadline:
+                    break
+                refused += 1
+                time.sleep(min(0.05, 0.001 * 2 ** min(refused, 6)))
         shm.destroy_shared_memory_region(self.handle)
+        return refused
 
 
 class Transport:
@@ -217,6 +279,7 @@ class Transport:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         if config.protocol == "grpc":
+            quiet_grpc()
             import tritonclient.grpc as tc
         else:
             import tritonclient.http as tc
@@ -228,15 +291,27 @@ class Transport:
             self.client: Any = tc.InferenceServerClient(config.address,
                                                         connection_timeout=config.timeout_s,
                                                         network_timeout=config.timeout_s)
+        elif config.tls is not None:
+            self.client = tc.InferenceServerClient(config.address,
+                                                   **config.tls.grpc_client_kwargs())
         elif config.protocol == "grpc":
             self.client = tc.InferenceServerClient(config.address,
                                                    channel_args=GRPC_CHANNEL_ARGS)
         else:
             self.client = tc.InferenceServerClient(config.address)
+        #: ``client_timeout`` of every gRPC call (the HTTP client has its own timeouts)
+        self._timeout: dict[str, float] = (
+            {"client_timeout": config.timeout_s}
+            if config.protocol == "grpc" and config.timeout_s else {})
+        #: Unregisters of shared memory the server refused as "in use" (then retried).
+        self.shm_in_use = 0
         key = config.key
         header = GRPC_API_KEY_HEADER if config.protocol == "grpc" else API_KEY_HEADER
-        #: Headers sent with every request (the key of the restricted APIs).
-        self.headers: dict[str, str] | None = {header: key} if key else None
+        #: Headers sent with every request (the key of the restricted APIs, a bearer token).
+        headers = {header: key} if key else {}
+        if config.bearer:
+            headers["authorization"] = f"Bearer {config.bearer}"
+        self.headers: dict[str, str] | None = headers or None
         self.requests: list[RequestTiming] = []
         #: Requests sent again after a transient failure (over this transport's life).
         self.resent = 0
@@ -248,11 +323,13 @@ class Transport:
     # ------------------------------------------------------------------ server queries
 
     def _call(self, what: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``func(*args, **kwargs, headers=...)``; Triton and socket errors -> the package's."""
+        """``func(*args, **kwargs, headers=..., client_timeout=...)``; Triton and socket
+        errors -> the package's."""
         try:
-            return func(*args, headers=self.headers, **kwargs)
+            return func(*args, headers=self.headers, **self._timeout, **kwargs)
         except self._error as exc:
-            raise remote_error(what, exc.status(), exc.message() or str(exc)) from None
+            raise remote_error(what, exc.status(), exc.message() or str(exc),
+                               self.config.tls) from None
         except (ConnectionError, OSError) as exc:
             raise ServerUnavailable(f"{what}: cannot reach {self.config.address} "
                                     f"({type(exc).__name__}: {exc})") from None
@@ -269,6 +346,24 @@ class Transport:
             self.resent += 1
             time.sleep(self.config.backoff(attempt, self._rng))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def check_ready(self) -> None:
+        """Raise unless the server answers ready.
+
+        Raises:
+            ServerUnavailable: nothing answers, it is not ready, or it refuses the connection
+                (TLS set-up: a one-line cause, not transient).
+        """
+        what = f"no ready Triton server at {self.config.address} ({self.config.protocol}" + (
+            ", TLS)" if self.config.tls else ")")
+        try:
+            ready = self._call(what, self.client.is_server_ready)
+        except ServerUnavailable:
+            raise
+        except RemoteError as exc:  # a timeout: nothing answered
+            raise ServerUnavailable(str(exc)) from None
+        if not ready:
+            raise ServerUnavailable(f"{what}: it answers that it is not ready")
 
     def model_parameters(self, model: str) -> dict[str, str]:
         """The string parameters of a model's config."""
@@ -302,10 +397,10 @@ class Transport:
             self._generation += 1
             try:
                 region = _Region(self.client, f"{self._prefix}-{key}-{self._generation}", size,
-                                 self.headers)
+                                 self.headers, self._timeout)
             except self._error as exc:
                 raise remote_error("shared memory", exc.status(),
-                                   exc.message() or str(exc)) from None
+                                   exc.message() or str(exc), self.config.tls) from None
             except OSError as exc:
                 raise ServerFailure(f"shared memory: {exc}") from None
             self._regions[key] = region
@@ -313,7 +408,10 @@ class Transport:
 
     def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
               num_hits: int | None = None) -> dict[str, np.ndarray]:
-        """One request; returns the outputs as numpy arrays (owned by the caller).
+        """One request (one event); returns the outputs as numpy arrays (owned by the caller).
+
+        Tensors travel with the contract's leading event dimension (added here, dropped from
+        the answers): callers give and get one event's arrays.
 
         Args:
             model: model name.
@@ -324,9 +422,9 @@ class Transport:
         tc = self._tc
         n = num_hits if num_hits is not None else int(next(iter(inputs.values())).shape[0])
         infer_inputs = []
-        for name, array in inputs.items():
+        for name, event in inputs.items():
             spec = TENSORS[name]
-            array = np.ascontiguousarray(array, dtype=spec.numpy_dtype)
+            array = on_wire(np.ascontiguousarray(event, dtype=spec.numpy_dtype))
             inp = tc.InferInput(name, list(array.shape), spec.dtype)
             region = self._region(name, "in", n)
             if region is not None and array.nbytes <= region.size:
@@ -346,11 +444,9 @@ class Transport:
                 out.set_shared_memory(region.name, region.size)
                 out_regions[name] = region
             requested.append(out)
-        kwargs = ({"client_timeout": self.config.timeout_s}
-                  if self.config.protocol == "grpc" and self.config.timeout_s else {})
         t0 = time.perf_counter()
         result = self._call_retrying(model, self.client.infer, model, infer_inputs,
-                                     outputs=requested, **kwargs)
+                                     outputs=requested)
         got: dict[str, np.ndarray] = {}
         for name in outputs:
             region = out_regions.get(name)
@@ -359,18 +455,22 @@ class Transport:
                 if array is None:
                     raise ServerFailure(f"{model}: the response has no output {name}")
                 # responses are read-only buffers; the stages may write to their tensors
-                got[name] = array if array.flags.writeable else array.copy()
+                array = array if array.flags.writeable else array.copy()
             else:
                 meta = result.get_output(name)
                 shape = meta["shape"] if isinstance(meta, dict) else list(meta.shape)
-                got[name] = region.read(TENSORS[name].numpy_dtype, [int(s) for s in shape])
+                array = region.read(TENSORS[name].numpy_dtype, [int(s) for s in shape])
+            try:
+                got[name] = off_wire(name, array)
+            except ValueError as exc:
+                raise ServerFailure(f"{model}: {exc}") from None
         self.requests.append(RequestTiming(model, (time.perf_counter() - t0) * 1e3))
         return got
 
     def close(self) -> None:
         """Unregister and free the shared memory, close the connection."""
         for region in self._regions.values():
-            region.close(self.client)
+            self.shm_in_use += region.close(self.client)
         self._regions.clear()
         self.client.close()
 
@@ -381,14 +481,18 @@ class Transport:
         self.close()
 
 
-def probe_ready(url: str | None, protocol: Protocol = "grpc", timeout_s: float = 1.0) -> bool:
+def probe_ready(url: str | None, protocol: Protocol = "grpc", timeout_s: float = 1.0,
+                tls: ClientTls | None = None) -> bool:
     """True when the server at ``url`` answers ready within ``timeout_s`` (never raises)."""
     try:
-        config = ClientConfig(url=url, protocol=protocol, timeout_s=timeout_s, retries=0)
+        config = ClientConfig(url=url, protocol=protocol, timeout_s=timeout_s, retries=0,
+                              tls=tls)
         if protocol == "grpc":
+            quiet_grpc()
             import tritonclient.grpc as tg
 
-            with tg.InferenceServerClient(config.address) as client:
+            kwargs = tls.grpc_client_kwargs() if tls is not None else {}
+            with tg.InferenceServerClient(config.address, **kwargs) as client:
                 return bool(client.is_server_ready(client_timeout=timeout_s))
         import tritonclient.http as th
 

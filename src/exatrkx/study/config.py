@@ -7,16 +7,16 @@ from pathlib import Path
 
 from exatrkx.contract import ALL_OPTIONS, WHOLE_EVENT_OPTIONS, Option, Protocol
 from exatrkx.errors import InputError
+from exatrkx.service.tls import ClientTls
 
 #: Transport name -> (protocol, system shared memory).
 TRANSPORTS: dict[str, tuple[Protocol, bool]] = {"grpc": ("grpc", False),
                                                 "http": ("http", False),
                                                 "shm": ("grpc", True)}
-#: Options of the concurrency scan: local multithreaded option 0 against the one-request ones.
+#: Options of the throughput scan: local multithreaded option 0 against the one-request ones.
 SCAN_OPTIONS: tuple[Option, ...] = (Option.IN_PROCESS, *WHOLE_EVENT_OPTIONS)
-#: Remote options timed in the model-instance and dynamic-batching scans.
-SERVER_SCAN_OPTIONS: tuple[Option, ...] = (Option.NETS_REMOTE, Option.EVERY_STAGE_REMOTE,
-                                           *WHOLE_EVENT_OPTIONS)
+#: Events in flight at which the best served setting is chosen and held against option 0.
+BEST_AT_IN_FLIGHT = 8
 #: Options timed through the network-delay proxy (the most and the fewest round trips).
 NETWORK_OPTIONS: tuple[Option, ...] = (Option.EVERY_STAGE_REMOTE, *WHOLE_EVENT_OPTIONS)
 #: Options of the multi-server scan.
@@ -88,16 +88,21 @@ class StudyConfig:
         events: events to time (None: the shared HNL events, else simulated HNL events).
         n_events: at most this many events.
         options: service options timed in the main run (0 is always added: the reference).
-        concurrency: in-flight levels of the concurrency scan.
+        concurrency: in-flight levels of the throughput scan.
         protocols: transports of the main run (keys of :data:`TRANSPORTS`); the first one is
             the study's headline transport.
-        repeats: passes over the events per option in the main run.
+        repeats: passes over the events per option in the main run (options interleaved per
+            event), and per point of the throughput scan (points interleaved per pass).
         warmup: warm-up events per runner before anything is timed.
         url: an external server's gRPC ``host:port`` (None: start the embedded server).
         http_url: the external server's HTTP ``host:port`` (None: same host, port 8000).
+        tls: TLS of the external server's gRPC endpoint (None: plain text).
         weights: weights folder (None: the shipped ones, else random-init nets).
-        instances: model instances per model to scan (embedded server only).
-        batching_scan: also time the remote options with dynamic batching on.
+        instances: model instances per model of the throughput scan (embedded server only).
+        batching_scan: scan dynamic batching on and off (else only the main server's
+            setting).
+        main_instances: instances of the main server (None: the repository default).
+        main_batching: dynamic batching of the main server (None: the repository default).
         perf_analyzer: run Triton's perf_analyzer against the whole-event models.
         perf_concurrency: perf_analyzer's concurrency levels.
         perf_interval_ms: perf_analyzer's measurement window.
@@ -110,6 +115,9 @@ class StudyConfig:
         network_bandwidths: bandwidth caps (Gbit/s) of the network scan (empty: uncapped only).
         servers: server counts of the multi-server scan (empty: no scan; embedded server
             only; see :mod:`exatrkx.study.scaleout`).
+        chain_events: ACTS-simulated events with truth for the chain phase (our finder
+            through options 0, 4, 5 against ACTS' CKF; see :mod:`exatrkx.study.chain`);
+            None: no chain phase.
         check_simulation: when the timed events are real (the shared sample), simulate as
             many HNL events and compare the two (:mod:`exatrkx.study.simulation`).
     """
@@ -118,15 +126,18 @@ class StudyConfig:
     events: Path | None = None
     n_events: int = 100
     options: tuple[Option, ...] = ALL_OPTIONS
-    concurrency: tuple[int, ...] = (1, 2, 4, 8)
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
     protocols: tuple[str, ...] = ("grpc", "http", "shm")
     repeats: int = 3
     warmup: int = 3
     url: str | None = None
     http_url: str | None = None
+    tls: ClientTls | None = None
     weights: Path | None = None
     instances: tuple[int, ...] = (1, 2)
     batching_scan: bool = True
+    main_instances: int | None = None
+    main_batching: bool | None = None
     perf_analyzer: bool = True
     perf_concurrency: tuple[int, ...] = (1, 2, 4)
     perf_interval_ms: int = 1000
@@ -137,6 +148,7 @@ class StudyConfig:
     network_delays: tuple[float, ...] = ()
     network_bandwidths: tuple[float, ...] = ()
     servers: tuple[int, ...] = ()
+    chain_events: Path | None = None
     check_simulation: bool = True
 
     def __post_init__(self) -> None:
@@ -150,21 +162,23 @@ class StudyConfig:
         if self.threads < 1:
             raise InputError(f"--threads must be >= 1, got {self.threads}")
         for name, values in (("options", self.options), ("concurrency", self.concurrency),
-                             ("protocols", self.protocols), ("instances", self.instances)):
+                             ("protocols", self.protocols)):
             if not values:
                 raise InputError(f"--{name}: empty list")
         bad = sorted(set(self.options) - set(ALL_OPTIONS))
         if bad:
             raise InputError(f"--options: unknown option {bad[0]} (choose from "
                              f"{','.join(str(int(o)) for o in ALL_OPTIONS)})")
-        if min(self.concurrency) < 1 or min(self.instances) < 1:
+        if min(self.concurrency) < 1 or min(self.instances, default=1) < 1 or (
+                self.main_instances is not None and self.main_instances < 1):
             raise InputError("concurrency levels and instance counts must be >= 1")
         unknown = sorted(set(self.protocols) - set(TRANSPORTS))
         if unknown:
             raise InputError(f"--protocols: unknown transport {unknown[0]!r}")
-        if self.events is not None and not self.events.exists() and not (
-                self.events.parent / f"{self.events.name}-hits.csv").exists():
-            raise InputError("no such file, directory or event prefix", self.events)
+        for path in (self.events, self.chain_events):
+            if path is not None and not path.exists() and not (
+                    path.parent / f"{path.name}-hits.csv").exists():
+                raise InputError("no such file, directory or event prefix", path)
 
     @property
     def timed_options(self) -> tuple[Option, ...]:
@@ -178,9 +192,11 @@ class StudyConfig:
 
 
 def quick_config(**overrides: object) -> StudyConfig:
-    """The ``--quick`` settings (about a minute): 10 events, one repeat, fewer scan points."""
+    """The ``--quick`` settings (under a minute): 10 events, one repeat, the main server's
+    setting only, fewer scan points. Its ratios are indicative: the report says so and
+    prints their intervals."""
     values: dict[str, object] = {"n_events": 10, "repeats": 1, "warmup": 1,
-                                 "concurrency": (1, 2), "instances": (1,),
+                                 "concurrency": (1, 2, BEST_AT_IN_FLIGHT), "instances": (),
                                  "batching_scan": False, "perf_concurrency": (1, 2),
                                  "perf_interval_ms": 300, "quick": True}
     values.update(overrides)

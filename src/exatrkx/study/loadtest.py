@@ -3,16 +3,19 @@
 - :func:`run_load` sends every event ``rounds`` times from ``clients`` concurrent
   connections for each service option and compares every answer with the in-process
   labels (option 0): the result counts errors and mismatches, which must both be zero;
-- :func:`memory_trend` fits the growth of a series of memory samples (read with
-  :func:`exatrkx.util.procfs.group_rss`), for a soak test.
+- :func:`memory_trend` fits the growth of a series of memory samples, and
+  :class:`MemorySampler` samples the server and each of its backend stubs in a thread and
+  reports the slopes (whole run, second half, windows), for a soak test.
 
 ``benchmarks/load_test.py`` runs them on the shared events; the tests run small versions.
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ import numpy as np
 from exatrkx.contract import Option, Protocol
 from exatrkx.errors import ExatrkxError
 from exatrkx.service.runner import make_runner
+from exatrkx.util.procfs import group_processes
 from exatrkx.util.timing import TimedRun
 
 
@@ -121,3 +125,87 @@ def memory_trend(times_s: Sequence[float], values: Sequence[float]) -> float:
     if len(t) < 2 or float(np.ptp(t)) == 0.0:
         return 0.0
     return float(np.polyfit(t, v, 1)[0])
+
+
+def process_label(args: Sequence[str], program: str) -> str:
+    """``tritonserver``, or ``stub:<model>`` for a Python-backend stub (the model's folder
+    from the ``.../<model>/<version>/model.py`` the stub is started with)."""
+    if program == "triton_python_backend_stub":
+        for arg in args[1:]:
+            if arg.endswith("model.py"):
+                return f"stub:{Path(arg).parents[1].name}"
+        return "stub:?"
+    return program
+
+
+class MemorySampler:
+    """Samples the resident memory of every process of a server's process group (the
+    server and each backend stub, by model) in a thread, every ``every_s`` seconds.
+
+    Use as a context manager; :meth:`summary` fits the slopes afterwards.
+    """
+
+    def __init__(self, pgid: int, every_s: float = 10.0) -> None:
+        self.pgid = pgid
+        self.every_s = every_s
+        #: (seconds since start, {label: rss bytes})
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._t0 = 0.0
+
+    def sample(self) -> None:
+        """Take one sample now."""
+        rss: dict[str, int] = {}
+        for proc in group_processes(self.pgid):
+            if proc.state in ("Z", "X"):
+                continue
+            label = process_label(proc.args, proc.program)
+            rss[label] = rss.get(label, 0) + proc.rss_bytes
+        self.samples.append((time.monotonic() - self._t0, rss))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.sample()
+
+    def __enter__(self) -> MemorySampler:
+        self._t0 = time.monotonic()
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def summary(self, windows: int = 3) -> dict[str, Any]:
+        """Per process: first/last/max MB and slopes in MB/min over the whole run, its second
+        half and each of ``windows`` equal windows (does the growth level off?)."""
+        return memory_summary(self.samples, windows)
+
+
+def memory_summary(samples: Sequence[tuple[float, Mapping[str, int]]],
+                   windows: int = 3) -> dict[str, Any]:
+    """See :meth:`MemorySampler.summary`; processes missing from a sample count as absent
+    (a restarted stub starts a new series under the same label)."""
+    labels = sorted({k for _, rss in samples for k in rss})
+    out: dict[str, Any] = {}
+    for label in labels:
+        pts = [(t, rss[label] / 2**20) for t, rss in samples if label in rss]
+        t = [p[0] for p in pts]
+        mb = [p[1] for p in pts]
+        half = len(pts) // 2
+        bounds = np.linspace(t[0], t[-1], windows + 1) if len(t) > 1 else [t[0]] * (windows + 1)
+        per_window = []
+        for lo, hi in itertools.pairwise(bounds):
+            sel = [(a, b) for a, b in pts if lo <= a <= hi]
+            per_window.append(round(memory_trend([a for a, _ in sel], [b for _, b in sel])
+                                    * 60, 3))
+        out[label] = {"first_mb": round(mb[0], 1), "last_mb": round(mb[-1], 1),
+                      "max_mb": round(max(mb), 1), "samples": len(pts),
+                      "slope_mb_per_min": round(memory_trend(t, mb) * 60, 3),
+                      "slope_2nd_half_mb_per_min": round(memory_trend(t[half:], mb[half:]) * 60,
+                                                         3),
+                      "slope_windows_mb_per_min": per_window}
+    return out

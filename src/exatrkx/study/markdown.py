@@ -6,11 +6,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from exatrkx.acts.settings import SOURCES
 from exatrkx.contract import STAGES
 from exatrkx.physics.samples import QUANTITIES
 from exatrkx.study.analysis import (
+    FLOOR_TEXT,
     MODEL_OPTION,
-    OPTION_TEXT,
     OVERHEAD,
     OVERHEAD_TEXT,
     WHOLE_EVENT_MODELS,
@@ -36,36 +37,82 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _ci(value: Mapping[str, float] | None, digits: int = 2) -> str:
+    """``median [lo, hi]``."""
+    if not value:
+        return "n/a"
+    return (f"{_f(value['median'], digits)} [{_f(value['lo'], digits)}, "
+            f"{_f(value['hi'], digits)}]")
+
+
+INDICATIVE = ("`--quick`: few events and one pass: every ratio and difference here is "
+              "indicative only; read the 95 % intervals, not the medians")
+
+
+def _setting(instances: int, batching: bool) -> str:
+    return f"{instances} inst., batching {'on' if batching else 'off'}"
+
+
+def scan_table(summary: Mapping[str, Any]) -> tuple[list[int], list[list[Any]]]:
+    """The throughput scan as rows ``[option, instances, batching, eps per level...]``."""
+    rows = summary["server_scan"]
+    levels = sorted({r["concurrency"] for r in rows})
+    keys = sorted({(r["option"], r["instances"], r["dynamic_batching"]) for r in rows})
+    table = []
+    for key in keys:
+        eps = {r["concurrency"]: r["throughput_eps"] for r in rows
+               if (r["option"], r["instances"], r["dynamic_batching"]) == key}
+        table.append([f"S{key[0]}", key[1], key[2], *(eps.get(c) for c in levels)])
+    return levels, table
+
+
 def summary_text(summary: Mapping[str, Any]) -> str:
     """The plain-text summary table printed to stdout."""
     lines = [f"ExaTrkX as a Service study: {summary['events']} events "
              f"({summary['mean_hits']:.0f} hits on average), transport {summary['transport']}, "
-             f"{summary['repeats']} repeat(s), {summary['weights']}", ""]
+             f"{summary['repeats']} repeat(s), {summary['weights']}"]
+    if summary["quick"]:
+        lines.append(INDICATIVE)
+    lines.append("")
     head = (f"{'option':<28}{'mean ms':>9}{'median':>9}{'p95':>9}{'offload':>9}"
-            f"{'floor eq.':>10}  labels")
+            f"  {'paired overhead [95% CI]':<26}labels")
     lines += [head, "-" * len(head)]
     for opt, o in summary["options"].items():
         lines.append(f"{'S' + opt + ' ' + o['description']:<28}{_f(o['ms_per_event']):>9}"
-                     f"{_f(o['latency_p50_ms']):>9}{_f(o['latency_p95_ms']):>9}{_f(o['offload_ms']):>9}"
-                     f"{_f(o['floor_equivalent_ms']):>10}  "
+                     f"{_f(o['latency_p50_ms']):>9}{_f(o['latency_p95_ms']):>9}"
+                     f"{_f(o['offload_ms']):>9}  {_ci(o['paired_overhead_ms']):<26}"
                      f"{'same' if o['identical_labels'] else 'DIFFERENT'}")
     fl = summary["floor"]
-    lines += [f"{'floor: identity, 1 hop':<28}{_f(fl['hop_ms']):>9}",
-              f"{'floor: identity x5 ensemble':<28}{_f(fl['ensemble5_ms']):>9}", ""]
+    for key, text in FLOOR_TEXT.items():
+        lines.append(f"{text:<28}{'':>27}{_ci(fl['intervals'][f'{key}_ms']):>26}")
+    lines.append("")
     if len(summary["transports"]) > 1:
-        lines.append("mean ms per event by transport: " + ", ".join(summary["transports"]))
+        lines.append("median paired overhead (ms) by transport: "
+                     + ", ".join(summary["transports"]))
         for opt, o in summary["options"].items():
             lines.append(f"  S{opt}: " + "  ".join(
-                f"{t} {_f(v['ms_per_event'])}" for t, v in o["transports"].items()))
+                f"{t} {_f(v['paired_overhead_ms']['median'])}"
+                for t, v in o["transports"].items()))
         lines.append("")
-    if summary["concurrency"]:
-        levels = sorted({int(c) for v in summary["concurrency"].values() for c in v})
-        lines.append("throughput (events/s) by events in flight: "
+    if summary["server_scan"]:
+        levels, table = scan_table(summary)
+        lines.append("throughput (events/s, median of passes) by events in flight: "
                      + " ".join(f"{c:>7}" for c in levels))
-        for opt, rows in summary["concurrency"].items():
-            lines.append(f"  S{opt} {OPTION_TEXT[opt]:<30}" + " ".join(
-                f"{_f(rows[str(c)]['throughput_eps'], 1) if str(c) in rows else '':>7}"
-                for c in levels))
+        for row in table:
+            lines.append(f"  {row[0]} {_setting(row[1], row[2]):<30}"
+                         + " ".join(f"{_f(v, 1):>7}" for v in row[3:]))
+        best = summary["best_served"]
+        if best:
+            lines.append(f"best served: option {best['option']}, "
+                         f"{_setting(best['instances'], best['batching'])}: "
+                         f"{_f(best['throughput_eps_8'], 1)} events/s")
+        lines.append("")
+    for t in summary["targets"]:
+        verdict = ("met" if t["met"] else "MISSED") + ("" if t["conclusive"] else
+                                                        " (interval spans the limit)")
+        lines.append(f"target: {t['name']}: {_ci(t)} {t['unit']} (limit {_f(t['limit'])}) "
+                     f"{verdict}")
+    if summary["targets"]:
         lines.append("")
     perf = summary["perf_analyzer"]
     if perf["rows"]:
@@ -74,6 +121,15 @@ def summary_text(summary: Mapping[str, Any]) -> str:
             f"{_f(r['latency_p95_ms'], 1)}" for r in perf["rows"]))
     elif not perf["available"]:
         lines.append(perf["reason"])
+    if summary.get("chain"):
+        chain = summary["chain"]
+        lines.append(f"ACTS chain, {chain['events']} events (efficiency / r > 10 mm / fake, "
+                     "finding and chain ms per event):")
+        for r in chain["rows"]:
+            lines.append(f"  {r['finder']:<32}{_f(r['track_efficiency'], 4):>8}"
+                         f"{_f(r['track_efficiency_displaced'], 4):>8}"
+                         f"{_f(r['fake_rate'], 4):>8}{_f(r['finding_ms_per_event'], 1):>8}"
+                         f"{_f(r['ms_per_event'], 1):>8}")
     lines.append(f"identical labels across options: "
                  f"{'yes' if summary['identical_labels'] else 'NO'}; "
                  f"wall time {summary['wall_s']:.0f} s")
@@ -102,22 +158,38 @@ def report_markdown(result: StudyResult, summary: Mapping[str, Any],
            f"- wall time of the study: {summary['wall_s']:.0f} s"
            + (" (`--quick`: fewer events, repeats and scan points)" if cfg.quick else ""),
            ""]
+    if cfg.quick:
+        md += [f"**{INDICATIVE}.**", ""]
     md += ["## Service options", "",
-           "Per event, client side, over every event of every pass (ms). *offload* = mean "
-           "minus option 0's mean; *floor eq.* = what Triton's own floor would cost for the "
-           "same requests (the option's requests per event x one identity hop; option 4: one "
-           "identity 5-step ensemble), same payload and transport, same run.", ""]
-    md += _table(["option", "", "mean", "median", "p95", "offload", "floor eq.",
-                  "requests/event", "identical labels"],
+           "Per event, client side, over every event of every pass (ms). The options run "
+           "interleaved per event: each event goes through every option and floor model "
+           "(the order rotating) before the next, so they see the same machine load. "
+           "*paired overhead* = per event, option minus option 0 (median over its passes), "
+           "then the median over the events with a bootstrap 95 % interval; *offload* = mean "
+           "minus option 0's mean; *floor eq.* = what Triton's identity floor would cost for "
+           "the same requests (requests per event x one identity hop; option 4: the 5-step "
+           "identity ensemble), same payload and transport, same run.", ""]
+    md += _table(["option", "", "mean", "median", "p95", "paired overhead [95% CI]",
+                  "offload", "floor eq.", "requests/event", "identical labels"],
                  [[f"S{o}", v["description"], v["ms_per_event"], v["latency_p50_ms"],
-                   v["latency_p95_ms"],
+                   v["latency_p95_ms"], _ci(v["paired_overhead_ms"]),
                    v["offload_ms"], v["floor_equivalent_ms"], v["requests_per_event"],
                    v["identical_labels"] if v["mismatched_events"] == 0
                    else f"no ({v['mismatched_events']} events)"] for o, v in opts.items()])
-    md += [f"Triton's floor ({head}): identity model {_f(summary['floor']['hop_ms'])} ms, "
-           f"identity 5-step ensemble {_f(summary['floor']['ensemble5_ms'])} ms per event.",
-           f"Labels are compared with option 0's per event, on every transport and pass: "
+    md += ["### Floors", "",
+           "Triton's own cost with the same payload, transport and server settings, timed "
+           "beside the options (median ms per event [95 % interval]): *identity* returns "
+           "its input without reading it; *touch* reads every input element and writes "
+           "outputs of the real stages' sizes (this event's embedding, build edges, kept "
+           "edges, scores, labels), one hop like option 5 or a 5-step ensemble like option "
+           "4. What our models cost beyond the touch floor is validation, the first reads "
+           "of shared memory, our compute's hand-offs, and the compute itself.", ""]
+    md += _table(["floor", head],
+                 [[text, _ci(summary["floor"]["intervals"][f"{key}_ms"])]
+                  for key, text in FLOOR_TEXT.items()])
+    md += [f"Labels are compared with option 0's per event, on every transport and pass: "
            f"**{'identical' if summary['identical_labels'] else 'NOT identical'}**.", ""]
+    md += _targets_section(summary)
     md += [f"![stages]({plots['stages']})", ""]
     md += ["### Per-stage split, client side (ms per event)", ""]
     keys = [*STAGES, *WHOLE_EVENT_MODELS]
@@ -147,54 +219,62 @@ def report_markdown(result: StudyResult, summary: Mapping[str, Any],
     md += ["## Transports", "",
            "Same events and options over gRPC, HTTP and gRPC with Triton system shared "
            "memory (tensors in shared-memory regions, the client on the server's host); "
-           "mean / p95 ms per event.", ""]
+           "mean / p95 ms per event, and the paired overhead (median).", ""]
     transports = summary["transports"]
     md += _table(["option", *transports],
                  [[f"S{o}", *(f"{_f(v['transports'][t]['ms_per_event'])} / "
-                              f"{_f(v['transports'][t]['latency_p95_ms'])}" for t in transports)]
+                              f"{_f(v['transports'][t]['latency_p95_ms'])} "
+                              f"(+{_f(v['transports'][t]['paired_overhead_ms']['median'])})"
+                              for t in transports)]
                   for o, v in opts.items()]
-                 + [["floor 1 hop", *(summary["floor"]["transports"][t]["hop_ms"]
-                                      for t in transports)],
-                    ["floor x5 ensemble", *(summary["floor"]["transports"][t]["ensemble5_ms"]
-                                            for t in transports)]])
+                 + [[text, *(summary["floor"]["transports"][t][f"{key}_ms"]
+                             for t in transports)] for key, text in FLOOR_TEXT.items()])
     md += [f"![transports]({plots['transports']})", "",
            f"![latency]({plots['latency']})", ""]
-    md += ["## Concurrency", "",
+    main = summary["main_server"]
+    md += ["## Throughput scan", "",
            f"Events in flight at once ({head}): option 0 runs a thread pool of in-process "
            "pipelines (one per thread, torch ops release the GIL; torch intra-op threads "
            f"{cfg.threads}, so N threads use up to N cores); the remote options keep N "
-           f"requests in flight, one connection each. {cfg.repeats} pass(es) per point. "
+           "requests in flight, one connection each. Each server setting is a freshly "
+           "started server (the main one: "
+           f"{_setting(main['instances'], main['batching'])}); on each, every point (option "
+           f"0 included, beside the served ones) gets {cfg.repeats} pass(es) over the "
+           "events, the points interleaved per pass; events/s is the median over the "
+           "passes. With batching on, Triton's dynamic batcher serves "
+           + (", ".join(f"**{m}**" for m in summary["batched_models"]) or "no model")
+           + " (the ensemble batches in its steps): several events per execution, run as "
+           "one disjoint graph.", ""]
+    levels, table = scan_table(summary)
+    md += _table(["option", "instances", "dynamic batching",
+                  *(f"{c} in flight" for c in levels)], table)
+    best = summary["best_served"]
+    if best:
+        md += [f"Best served setting (events/s at "
+               f"{8 if 8 in levels else max(levels)} in flight): **option {best['option']}, "
+               f"{_setting(best['instances'], best['batching'])}, "
+               f"{_f(best['throughput_eps_8'], 1)} events/s**.", ""]
+    if not cfg.batching_scan or len(cfg.instances) < 2:
+        md += ["Scan limited by the settings of this run"
+               + (" (`--quick`)." if cfg.quick else "."), ""]
+    md += [f"![throughput scan]({plots['server_scan']})", ""]
+    md += ["### Main server, latency and CPU", "",
            "CPU per event comes from /proc (10 ms ticks, so coarse for short runs); server "
            "CPU is the Triton process group (server and backend stubs).", ""]
     crow = []
-    for o, levels in summary["concurrency"].items():
-        for c in sorted(levels, key=int):
-            r = levels[c]
+    for o, lv in summary["concurrency"].items():
+        for c in sorted(lv, key=int):
+            r = lv[c]
             crow.append([f"S{o}", int(c), r["throughput_eps"], r["latency_mean_ms"],
                          r["latency_p50_ms"], r["latency_p95_ms"],
                          r["client_cpu_ms_per_event"], r["server_cpu_ms_per_event"]])
     md += _table(["option", "in flight", "events/s", "mean ms", "p50 ms", "p95 ms",
                   "client CPU ms/event", "server CPU ms/event"], crow)
     md += [f"![concurrency]({plots['concurrency']})", ""]
-    batched = summary["batched_models"]
-    md += ["## Model instances and dynamic batching", "",
-           "Each setting is a freshly started server; every model gets the same instance "
-           "count (each Python-backend instance is its own stub process). With batching on, "
-           "the repository gives Triton's dynamic batcher to "
-           + (", ".join(f"**{m}**" for m in batched) if batched else "no model")
-           + "; the other models see one event per execution. One pass per point.", ""]
-    md += _table(["option", "instances", "dynamic batching", "in flight", "events/s",
-                  "p50 ms", "p95 ms", "server CPU ms/event", "identical labels"],
-                 [[f"S{r['option']}", r["instances"], r["dynamic_batching"], r["concurrency"],
-                   r["throughput_eps"], r["latency_p50_ms"], r["latency_p95_ms"],
-                   r["server_cpu_ms_per_event"], r["identical_labels"]]
-                  for r in summary["server_scan"]])
-    if not cfg.batching_scan or len(cfg.instances) < 2:
-        md += ["Scans limited by the settings of this run"
-               + (" (`--quick`)." if cfg.quick else "."), ""]
-    md += [f"![server scan]({plots['server_scan']})", ""]
     md += _perf_section(summary)
     md += _resource_section(summary)
+    if summary.get("chain"):
+        md += _chain_section(summary["chain"], plots.get("chain_radius"))
     if summary["network"]:
         md += network_section(summary["network"], _f)
     if summary.get("servers"):
@@ -208,6 +288,63 @@ def report_markdown(result: StudyResult, summary: Mapping[str, Any],
            "ms in requests, requests)",
            *(f"- `{p}`" for p in plots.values()), ""]
     return "\n".join(md)
+
+
+def _targets_section(summary: Mapping[str, Any]) -> list[str]:
+    if not summary["targets"]:
+        return []
+    md = ["### Targets", "",
+          "Each with its 95 % interval (bootstrap over the events; the throughput ratio: the "
+          "range over the passes, each pass of the served point against option 0's pass "
+          "beside it). *conclusive*: the whole interval lies on one side of the limit.", ""]
+    md += _table(["target", "median [interval]", "limit", "met", "conclusive"],
+                 [[t["name"], f"{_ci(t)} {t['unit']}", t["limit"], t["met"], t["conclusive"]]
+                  for t in summary["targets"]])
+    return md
+
+
+def _chain_section(chain: Mapping[str, Any], plot: str | None) -> list[str]:
+    """Our finder as a service inside ACTS against ACTS' CKF (:mod:`exatrkx.study.chain`)."""
+    md = ["## GNN as a service against the CKF in process", "",
+          f"{chain['events']} events with truth from `{chain['source']}` "
+          f"({_f(chain['hits_per_event'], 0)} hits on average), read into ACTS "
+          "(`exatrkx chain`, `exatrkx.acts`). Our finder sends each event's spacepoints "
+          "through the service option and hands its tracks to ACTS (starting parameters from "
+          "three spacepoints, Kalman fit); ACTS' CKF (pixel seeds, combinatorial Kalman "
+          "filter, greedy ambiguity resolution) runs with ACTS' own generic-detector settings "
+          "(below). Both get the same selection after the fit (pT >= 0.5 GeV, |eta| < 3, "
+          ">= 5 measurements) and one scoring: double majority (> 50% both ways; ACTS' own "
+          "matcher uses >= 50%), efficiency over particles with pT > 1 GeV and >= 5 hits "
+          "(*r > 10 mm*: those produced beyond 10 mm from the beam; *|eta| < 3*: those within "
+          "the selection's acceptance), fakes and duplicates over tracks; resolutions are half "
+          "the width of the central 68% of the matched reconstructable particles' residuals. "
+          "Times are ms per event on one thread: *finding* = up to the finder's tracks (ours: "
+          "spacepoints, the request, proto-tracks; the CKF: seeding, CKF, ambiguity "
+          "resolution), *chain* = finding + fit + selection. Each event passes the four "
+          "finders in turn, so they share the machine's load.", ""]
+    md += _table(["finder", "efficiency", "r > 10 mm", r"\|eta\| < 3", "fake", "duplicate",
+                  "pT res. (rel.)", "d0 res. mm", "fit failures", "finding ms", "chain ms"],
+                 [[r["finder"], _f(r["track_efficiency"], 4),
+                   _f(r["track_efficiency_displaced"], 4),
+                   _f(r["track_efficiency_abs_eta_lt_3"], 4), _f(r["fake_rate"], 4),
+                   _f(r["duplicate_rate"], 4), _f(r["pt_resolution"], 4),
+                   _f(r["d0_resolution_mm"], 4),
+                   "n/a" if r["fit_failures"] is None else r["fit_failures"],
+                   r["finding_ms_per_event"], r["ms_per_event"]] for r in chain["rows"]])
+    md += [f"Options 0, 4 and 5 give the same tracks: "
+           f"**{'yes' if chain['same_tracks'] else 'NO'}**; {chain['reconstructable']} "
+           f"reconstructable particles, {chain['displaced']} of them produced at r > 10 mm; "
+           f"{chain['failed']} events failed.", ""]
+    if chain["errors"]:
+        md += [*(f"- {e}" for e in chain["errors"]), ""]
+    if plot:
+        md += [f"![efficiency vs production radius]({plot})", "",
+               "Efficiency against the particle's production radius: our finder (the same "
+               "tracks through any option) and the CKF; bars are binomial errors.", ""]
+    md += ["CKF settings, as ACTS sets them for the generic detector (acts-project/acts):", ""]
+    md += _table(["what", "value", "source"],
+                 [[c.replace("|", "\\|") for c in r] for r in SOURCES])  # |eta| in a cell
+    return md
 
 
 def _perf_section(summary: Mapping[str, Any]) -> list[str]:

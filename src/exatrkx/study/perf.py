@@ -34,6 +34,7 @@ import numpy as np
 from exatrkx.errors import InputError
 from exatrkx.io import Event
 from exatrkx.serve.repository import config_text, parse_config
+from exatrkx.service.tls import ClientTls
 from exatrkx.util.files import atomic_write
 
 #: Environment variable naming a perf_analyzer executable to use instead of the installed one.
@@ -234,6 +235,19 @@ def concurrency_ranges(concurrency: Sequence[int]) -> list[tuple[int, int, int]]
     if len(steps) <= 1:
         return [(levels[0], levels[-1], steps.pop() if steps else 1)]
     return [(c, c, 1) for c in levels]
+
+
+def perf_tls_args(tls: ClientTls | None) -> list[str]:
+    """perf_analyzer's arguments for a gRPC connection over TLS (none for plain text)."""
+    if tls is None:
+        return []
+    args = ["--ssl-grpc-use-ssl"]
+    if tls.ca is not None:
+        args.append(f"--ssl-grpc-root-certifications-file={tls.ca}")
+    if tls.cert is not None and tls.key is not None:
+        args += [f"--ssl-grpc-private-key-file={tls.key}",
+                 f"--ssl-grpc-certificate-chain-file={tls.cert}"]
+    return args
 
 
 def perf_analyzer_args(model: str, url: str, data_json: str | Path, protocol: str = "grpc",

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from exatrkx.contract import STAGES
 from exatrkx.study.analysis import (
+    FLOOR_TEXT,
     MODEL_OPTION,
     OPTION_TEXT,
     OVERHEAD,
@@ -85,18 +86,18 @@ def plot_stages(summary: Mapping[str, Any], path: Path) -> Path:
             bottom += stage
     ax_s.set(ylabel="ms per event", title="per-stage split, client side")
     _top(ax_s, bottom)
-    rows = [*opts, "hop", "ensemble5"]
     floor = summary["floor"]
-    bottom = np.zeros(len(rows))
+    floor_names = {"hop": "identity\n1 hop", "ensemble5": "identity\nx5",
+                   "touch_hop": "touch\n1 hop", "touch_ensemble5": "touch\nx5"}
+    bottom = np.zeros(len(opts) + len(FLOOR_TEXT))
     for comp in OVERHEAD:
         vals: list[float] = [max(summary["options"][o]["overhead_ms"][comp], 0.0) for o in opts]
-        vals += [floor["hop_ms"] if comp == "transfer" else 0.0,
-                 floor["ensemble5_ms"] if comp == "transfer" else 0.0]
+        vals += [floor[f"{key}_ms"] if comp == "transfer" else 0.0 for key in FLOOR_TEXT]
         arr = np.nan_to_num(np.array(vals, dtype=float))
-        ax_o.bar([*names, "floor\n1 hop", "floor\nx5 ens."], arr, bottom=bottom,
+        ax_o.bar([*names, *(floor_names[k] for k in FLOOR_TEXT)], arr, bottom=bottom,
                  label=OVERHEAD_TEXT[comp])
         bottom += arr
-    ax_o.set(ylabel="ms per event", title="where the time goes (floor: whole round trip)")
+    ax_o.set(ylabel="ms per event", title="where the time goes (floors: median round trip)")
     _top(ax_o, bottom)
     for ax, ncols in ((ax_s, 4), (ax_o, 2)):
         ax.legend(fontsize=7, loc="upper center", ncols=ncols)  # in the room _top leaves
@@ -138,39 +139,48 @@ def plot_transports(summary: Mapping[str, Any], path: Path) -> Path:
     opts = list(summary["options"])
     transports = summary["transports"]
     width = 0.8 / max(len(transports), 1)
-    x = np.arange(len(opts) + 2)
+    x = np.arange(len(opts) + len(FLOOR_TEXT))
     for i, t in enumerate(transports):
         vals = [summary["options"][o]["transports"][t]["ms_per_event"] for o in opts]
-        vals += [summary["floor"]["transports"][t]["hop_ms"],
-                 summary["floor"]["transports"][t]["ensemble5_ms"]]
+        vals += [summary["floor"]["transports"][t][f"{key}_ms"] for key in FLOOR_TEXT]
         ax.bar(x + i * width, np.nan_to_num(np.array(vals, dtype=float)), width, label=t)
     ax.set_xticks(x + width * (len(transports) - 1) / 2,
-                  [*(f"S{o}" for o in opts), "floor 1 hop", "floor x5"])
-    ax.set(ylabel="mean ms per event", title="transports")
+                  [*(f"S{o}" for o in opts), "identity\n1 hop", "identity\nx5",
+                   "touch\n1 hop", "touch\nx5"])
+    ax.set(ylabel="ms per event (options: mean; floors: median)", title="transports")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
 def plot_server_scan(summary: Mapping[str, Any], path: Path) -> Path:
-    """Throughput of the remote options per server setting and concurrency."""
-    fig, (ax,) = _figure(9, 4.0)
+    """The throughput scan: events/s against events in flight, one line per option and
+    server setting (option 0 from the main server's scan), the best served setting marked."""
+    fig, (ax,) = _figure(9, 4.6)
     rows = summary["server_scan"]
-    settings = sorted({(r["instances"], r["dynamic_batching"], r["concurrency"])
-                       for r in rows})
-    opts = sorted({r["option"] for r in rows})
-    width = 0.8 / max(len(settings), 1)
-    for i, (inst, batch, conc) in enumerate(settings):
-        vals = []
-        for o in opts:
-            match = [r["throughput_eps"] for r in rows if (r["option"], r["instances"],
-                     r["dynamic_batching"], r["concurrency"]) == (o, inst, batch, conc)]
-            vals.append(match[0] if match else 0.0)
-        ax.bar(np.arange(len(opts)) + i * width, vals, width,
-               label=f"{inst} inst., batching {'on' if batch else 'off'}, {conc} in flight")
-    ax.set_xticks(np.arange(len(opts)) + width * (len(settings) - 1) / 2,
-                  [f"S{o}" for o in opts])
-    ax.set(ylabel="events / s", title="model instances and dynamic batching")
+    main = summary["main_server"]
+    best = summary["best_served"]
+    keys = sorted({(r["option"], r["instances"], r["dynamic_batching"]) for r in rows})
+    for opt, inst, batch in keys:
+        if opt == 0 and (inst, batch) != (main["instances"], main["batching"]):
+            continue
+        pts = sorted((r["concurrency"], r["throughput_eps"]) for r in rows
+                     if (r["option"], r["instances"], r["dynamic_batching"]) == (opt, inst, batch))
+        is_best = best is not None and (opt, inst, batch) == (
+            best["option"], best["instances"], best["batching"])
+        label = ("option 0 (in process)" if opt == 0 else
+                 f"option {opt}, {inst} inst., batching {'on' if batch else 'off'}"
+                 + (" (best)" if is_best else ""))
+        ax.plot([c for c, _ in pts], [t for _, t in pts],
+                "k-o" if opt == 0 else ("o-" if batch else "s--"),
+                lw=2.5 if is_best or opt == 0 else 1.2, label=label)
+    levels = sorted({r["concurrency"] for r in rows})
+    ax.set_xscale("log", base=2)
+    if levels:
+        ax.set_xticks(levels, [str(c) for c in levels])
+        ax.minorticks_off()
+    ax.set(xlabel="events in flight", ylabel="events / s (median of passes)",
+           title="throughput scan: model instances x dynamic batching")
     ax.legend(fontsize=7)
-    ax.grid(axis="y", alpha=0.3)
+    ax.grid(alpha=0.3)
     return _save(fig, path)

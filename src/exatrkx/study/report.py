@@ -6,9 +6,12 @@ import csv
 from pathlib import Path
 from typing import IO, Any
 
+from exatrkx.acts.chain import CKF_NAME
 from exatrkx.contract import STAGES
+from exatrkx.physics.plots import plot_efficiency_comparison
 from exatrkx.physics.samples import plot_comparison
 from exatrkx.study.analysis import summarize
+from exatrkx.study.chain import CHAIN_OPTIONS, finder_name
 from exatrkx.study.markdown import report_markdown
 from exatrkx.study.plots import (
     plot_concurrency,
@@ -56,6 +59,13 @@ def write_report(result: StudyResult, out: Path) -> dict[str, Any]:
     plot_latency(result, out / plots["latency"])
     plot_transports(summary, out / plots["transports"])
     plot_server_scan(summary, out / plots["server_scan"])
+    if result.chain is not None and result.chain.summary.get("events"):
+        plots["chain_radius"] = "chain_efficiency_vs_radius.png"
+        finders = result.chain.finders
+        plot_efficiency_comparison(
+            {"GNN (options 0, 4, 5)": finders[finder_name(CHAIN_OPTIONS[0])],
+             "CKF": finders[CKF_NAME]}, out / plots["chain_radius"],
+            title=f"{result.chain.summary['events']} events of {Path(result.chain.events).name}")
     if result.simulation is not None:
         plots["simulation"] = "simulation.png"
         plot_comparison(result.simulation.real, result.simulation.simulated,

@@ -1,16 +1,22 @@
 """The study's measurements, one phase after the other, on one embedded (or given) server.
 
 1. reference: option 0 labels of every event (and the first warm-up);
-2. main run, per transport: every option over every event, ``repeats`` passes, each pass one
-   block per option (the order rotates between passes) and a block of Triton's floor models;
-   Triton's statistics are read around each block, so the server-side figures of an option
-   are its own;
-3. concurrency scan (headline transport): options 0, 4, 5 with 1..N events in flight;
-4. server scan: the remote options with 1 or 2 instances per model and with dynamic
-   batching, each setting on a freshly started server (embedded server only);
-5. perf_analyzer against the whole-event models;
+2. main run, per transport: every option and floor model over every event, ``repeats``
+   passes, interleaved per event (each event goes through every option and floor before the
+   next one starts, the order rotating); Triton's statistics are read around each call, so
+   the server-side figures of an option are its own;
+3. throughput scan (headline transport): options 0, 4, 5 with 1..N events in flight on the
+   main server, then on a freshly started server per other setting (model instances x
+   dynamic batching; embedded server only), the points of a setting interleaved per pass;
+4. network scan (``network_delays`` given) through the delay proxy;
+5. perf_analyzer against the whole-event models (main server), then the chain phase
+   (``chain_events`` given): our finder through options 0, 4, 5 inside ACTS against ACTS'
+   CKF, on the main server (:mod:`exatrkx.study.chain`);
 6. multi-server scan (``servers`` given, embedded server only): options 4 and 5 over 1..N
    servers balanced by the client, against one server with N instances.
+
+The main server has the repository's default setting (the best served setting of the scan on
+the development machine), unless ``main_instances`` / ``main_batching`` say otherwise.
 """
 
 from __future__ import annotations
@@ -22,42 +28,51 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from exatrkx.contract import Option
 from exatrkx.core.allocator import tune_allocator
 from exatrkx.io import Event
-from exatrkx.serve.repository import BATCHED_MODELS
+from exatrkx.serve.repository import BATCHED_MODELS, DEFAULT_BATCHING, DEFAULT_INSTANCES
+from exatrkx.study.chain import run_chain_phase
 from exatrkx.study.config import (
     NETWORK_OPTIONS,
     SCALEOUT_OPTIONS,
     SCAN_OPTIONS,
-    SERVER_SCAN_OPTIONS,
     StudyConfig,
 )
 from exatrkx.study.interrupt import signals_as_interrupt
 from exatrkx.study.measure import has_shipped_weights, load_events, weights_or_random
 from exatrkx.study.network import run_network_scan
 from exatrkx.study.phases import (
-    progress_bar,
+    Reference,
     reference_labels,
     run_main,
     run_perf,
-    run_throughput,
+    run_scan,
 )
-from exatrkx.study.results import Endpoint, PerfRun, StudyResult
+from exatrkx.study.results import Endpoint, PerfRun, ScanPoint, StudyResult
 from exatrkx.study.sampling import prometheus_block
 from exatrkx.study.scaleout import run_servers_scan
 from exatrkx.study.servers import embedded_server, external_endpoint, machine_cores
 from exatrkx.study.simulation import check_simulation
 
 
+def main_setting(cfg: StudyConfig) -> tuple[int, bool]:
+    """``(instances, dynamic batching)`` of the main server."""
+    return (cfg.main_instances if cfg.main_instances is not None else DEFAULT_INSTANCES,
+            cfg.main_batching if cfg.main_batching is not None else DEFAULT_BATCHING)
+
+
 def server_variants(cfg: StudyConfig) -> list[tuple[int, bool]]:
-    """``(instances, dynamic batching)`` settings of the server scan; ``(1, False)`` first."""
-    variants = [(1, False)] + [(i, False) for i in cfg.instances if i != 1]
-    if cfg.batching_scan:
-        variants.append((1, True))
+    """``(instances, dynamic batching)`` settings of the throughput scan; the main server's
+    first."""
+    main = main_setting(cfg)
+    batching = (main[1], not main[1]) if cfg.batching_scan else (main[1],)
+    variants = [main]
+    for instances in [main[0], *sorted(set(cfg.instances) - {main[0]})]:
+        for batch in batching:
+            if (instances, batch) not in variants:
+                variants.append((instances, batch))
     return variants
 
 
@@ -76,7 +91,8 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     tune_allocator()  # as the CLI and the served models do
-    result = StudyResult(cfg, machine_cores=machine_cores(), batched_models=BATCHED_MODELS)
+    result = StudyResult(cfg, main_setting=main_setting(cfg), machine_cores=machine_cores(),
+                         batched_models=BATCHED_MODELS)
     events, result.origin = load_events(cfg.events, cfg.n_events, cfg.seed)
     real_events = not any(ev.has_truth for ev in events)  # the shared sample has no truth
     result.event_hits = [ev.num_hits for ev in events]
@@ -99,9 +115,12 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
             result.simulation = check_simulation(events, result.origin, cfg.seed, weights)
         with contextlib.ExitStack() as stack:
             if cfg.embedded:
-                note("study: starting the embedded Triton server")
-                endpoint = stack.enter_context(embedded_server(weights, scratch, 1, False,
-                                                               cfg.threads))
+                instances, batching = result.main_setting
+                note(f"study: starting the embedded Triton server ({instances} instance(s), "
+                     f"dynamic batching {'on' if batching else 'off'})")
+                endpoint = stack.enter_context(embedded_server(weights, scratch, instances,
+                                                               batching, cfg.threads,
+                                                               floors=True))
                 result.server = "embedded (package launcher, free ports)"
                 result.device = endpoint.device
             else:
@@ -113,13 +132,16 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
                                     "was timed")
             with prometheus_block(endpoint, result):
                 for transport in cfg.protocols:
+                    note(f"study: main run over {transport}")
                     result.main[transport] = run_main(endpoint, transport, events, reference,
                                                       cfg, weights, result.records)
-                _scans(result, endpoint, events, reference, weights, 1, False)
+                note("study: throughput scan on the main server")
+                result.scan = _scan(result, endpoint, events, reference, weights)
+                result.server_scan += result.scan
             if cfg.network_delays:
                 note("study: network scan through the loopback delay proxy")
                 result.network = run_network_scan(
-                    endpoint.grpc_url, [ev.features for ev in events], reference,
+                    endpoint.grpc_url, [ev.features for ev in events], reference.labels,
                     cfg.network_delays, cfg.network_bandwidths,
                     options=[o for o in NETWORK_OPTIONS if o in cfg.timed_options]
                     or NETWORK_OPTIONS,
@@ -129,17 +151,21 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
                 result.perf = run_perf(endpoint, events, cfg, scratch)
             else:
                 result.perf = PerfRun(False, "perf_analyzer skipped (--no-perf-analyzer)")
+            if cfg.chain_events is not None:
+                note(f"study: the ACTS chain on {cfg.chain_events} (options 0, 4, 5 and the "
+                     "CKF)")
+                result.chain = run_chain_phase(cfg.chain_events, endpoint, weights, cfg.threads)
         # the main server is stopped before a scan server starts (they would share the cores)
         for instances, batching in server_variants(cfg)[1:] if cfg.embedded else []:
-            note(f"study: server with {instances} instance(s) per model, dynamic batching "
-                 f"{'on' if batching else 'off'}")
+            note(f"study: throughput scan, {instances} instance(s) per model, dynamic "
+                 f"batching {'on' if batching else 'off'}")
             with embedded_server(weights, scratch, instances, batching, cfg.threads) as ep:
-                _scans(result, ep, events, reference, weights, instances, batching)
+                result.server_scan += _scan(result, ep, events, reference, weights)
         if cfg.servers and cfg.embedded:
             note(f"study: multi-server scan ({','.join(map(str, cfg.servers))} servers)")
             result.servers = run_servers_scan(
-                weights, scratch, [ev.features for ev in events], reference, cfg.servers,
-                sorted({1, *cfg.concurrency}),
+                weights, scratch, [ev.features for ev in events], reference.labels,
+                cfg.servers, sorted({1, *cfg.concurrency}),
                 options=[o for o in SCALEOUT_OPTIONS if o in cfg.timed_options]
                 or SCALEOUT_OPTIONS,
                 threads=cfg.threads, warmup=cfg.warmup)
@@ -151,24 +177,10 @@ def run_study(cfg: StudyConfig, echo: Callable[[str], None] | None = None) -> St
     return result
 
 
-def _scans(result: StudyResult, endpoint: Endpoint, events: Sequence[Event],
-           reference: Sequence[np.ndarray], weights: Path | None, instances: int,
-           batching: bool) -> None:
-    """The concurrency scan (main server only) and the server-scan points of a setting."""
+def _scan(result: StudyResult, endpoint: Endpoint, events: Sequence[Event],
+          reference: Reference, weights: Path | None) -> list[ScanPoint]:
+    """The throughput scan's points on one server setting (options 0, 4, 5 as timed)."""
     cfg = result.config
-    transport = cfg.protocols[0]
-    main_server = (instances, batching) == (1, False)
-    points: list[tuple[str, Option, int]] = []
-    if main_server:
-        points += [("concurrency", o, c) for c in cfg.concurrency
-                   for o in SCAN_OPTIONS if o in cfg.timed_options]
-    levels = sorted({1, max(cfg.concurrency)})
-    points += [("server", o, c) for o in SERVER_SCAN_OPTIONS if o in cfg.timed_options
-               for c in levels]
-    repeats = {"concurrency": cfg.repeats, "server": 1}
-    total = sum(repeats[p] * len(events) for p, _, _ in points)
-    with progress_bar(cfg, total, f"scan i{instances}{' batching' if batching else ''}") as bar:
-        for phase, option, conc in points:
-            point = run_throughput(endpoint, transport, option, conc, events, reference, cfg,
-                                   weights, repeats[phase], phase, result.records, bar)
-            (result.scan if phase == "concurrency" else result.server_scan).append(point)
+    options = [o for o in SCAN_OPTIONS if o in cfg.timed_options]
+    return run_scan(endpoint, cfg.protocols[0], options, sorted(set(cfg.concurrency)), events,
+                    reference, cfg, weights, result.records)

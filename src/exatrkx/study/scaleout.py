@@ -102,7 +102,7 @@ def run_servers_scan(weights: Path | None, scratch: Path, features: Sequence[np.
         if instances not in repos:
             repos[instances] = write_repository(
                 scratch / f"models-scaleout-{instances}", weights, instances=instances,
-                torch_threads=threads, libtorch_variant=False)
+                torch_threads=threads, libtorch_variant=False, floors=False)
         with started_servers(repos[instances], n_servers) as urls:
             for option in options:
                 for conc in sorted(set(concurrency)):

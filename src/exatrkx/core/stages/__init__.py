@@ -20,5 +20,10 @@ a learnt embedding (:mod:`~exatrkx.core.stages.build`) or learnt layer pairs and
 The label stage ends with the track selection of :mod:`exatrkx.core.stages.select` (minimum
 fitted pT).
 
+Each stage also takes several events at once (``embed_events``, ``build_events``,
+``filter_events``, ``classify_events``, ``label_events``): one disjoint graph, one forward
+pass per net (:mod:`exatrkx.core.batch`); the one-event functions above are batches of one,
+so an event gets the same result alone and in any batch.
+
 Edges are canonical: ``edges[0] > edges[1]``, no self loops, no duplicates, sorted.
 """

@@ -32,6 +32,8 @@ distances + ``topk``, any device); ``"auto"`` = kdtree for CPU tensors, torch ot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
@@ -314,3 +316,10 @@ def build_edges(embedding: torch.Tensor, radius: float, max_neighbours: int,
         key = torch.maximum(si, sj) * n + torch.minimum(si, sj)
         key = torch.unique(key, sorted=True)
         return torch.stack([key // n, key % n])
+
+
+def build_events(embeddings: Sequence[torch.Tensor], radius: float, max_neighbours: int,
+                 backend: str = "auto") -> list[torch.Tensor]:
+    """:func:`build_edges` of several events, each searched on its own: no edge can join
+    hits of two events, and each event's edges are those it gets alone."""
+    return [build_edges(e, radius, max_neighbours, backend) for e in embeddings]

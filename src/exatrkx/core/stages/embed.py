@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from exatrkx.config import EmbedConfig
+from exatrkx.core.batch import Layout
 from exatrkx.core.nets import HIT_DIM, encode_hits, mlp
 
 
@@ -33,7 +36,16 @@ class EmbeddingNet(nn.Module):
         return out
 
 
-def embed(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
-    """Embed hits: f32 ``[N, 3]`` -> f32 ``[N, D]`` on the features' device."""
+def embed_events(model: nn.Module, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Embed the hits of several events in one pass (hits joined in blocks,
+    :mod:`exatrkx.core.batch`): f32 ``[N_e, 3]`` each -> f32 ``[N_e, D]`` each."""
     with torch.inference_mode():
-        return model(features.to(torch.float32))
+        layout = Layout.of([int(f.shape[0]) for f in features])
+        joined = layout.join_hits([f.to(torch.float32) for f in features])
+        return layout.split_hits(model(joined))
+
+
+def embed(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """Embed hits: f32 ``[N, 3]`` -> f32 ``[N, D]`` on the features' device (an event alone
+    is a batch of one: the same result as in any batch)."""
+    return embed_events(model, [features])[0]

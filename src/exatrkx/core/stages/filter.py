@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from exatrkx.config import FilterConfig
+from exatrkx.core.batch import BLOCK_ROWS, Layout, round_up
 from exatrkx.core.nets import (
     EDGE_DIM,
     HIT_DIM,
@@ -16,7 +19,7 @@ from exatrkx.core.nets import (
     pair_slots,
 )
 
-#: Edges scored per forward call; bounds the memory of huge graphs.
+#: Edges scored per forward call; bounds the memory of huge graphs (whole blocks).
 DEFAULT_CHUNK = 1 << 18
 
 
@@ -47,9 +50,42 @@ class FilterNet(nn.Module):
                         edge_geometry(x, edges)).squeeze(-1)
 
 
+def filter_events(model: nn.Module, features: Sequence[torch.Tensor],
+                  edges: Sequence[torch.Tensor], cut: float, chunk: int = DEFAULT_CHUNK
+                  ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Score the edges of several events in one pass (one disjoint graph,
+    :mod:`exatrkx.core.batch`) and keep those with ``sigmoid(logit) > cut``.
+
+    Args:
+        model: a :class:`FilterNet` (plain or scripted).
+        features: f32 ``[N_e, 3]`` per event.
+        edges: i64 ``[2, E_e]`` per event (hit indices of its event).
+        cut: score threshold.
+        chunk: edges per forward call (rounded up to whole blocks).
+
+    Returns:
+        Per event ``(kept [2, E'_e] i64, scores [E_e] f32)``; kept edges keep their order.
+    """
+    chunk = round_up(max(chunk, 1), BLOCK_ROWS)
+    with torch.inference_mode():
+        layout = Layout.of([int(f.shape[0]) for f in features])
+        joined = layout.join_edges(edges)
+        n = int(joined.edges.shape[1])
+        if n == 0:
+            return [(e, torch.zeros(0, dtype=torch.float32, device=e.device)) for e in edges]
+        x = layout.join_hits([f.to(torch.float32) for f in features])
+        if n <= chunk:
+            scores = torch.sigmoid(model(x, joined.edges))
+        else:
+            scores = torch.cat([torch.sigmoid(model(x, joined.edges[:, s:s + chunk]))
+                                for s in range(0, n, chunk)])
+        return [(e[:, s > cut], s) for e, s in zip(edges, joined.split(scores), strict=True)]
+
+
 def filter_edges(model: nn.Module, features: torch.Tensor, edges: torch.Tensor, cut: float,
                  chunk: int = DEFAULT_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
-    """Score edges and keep those with ``sigmoid(logit) > cut``.
+    """Score one event's edges and keep those with ``sigmoid(logit) > cut`` (a batch of one
+    of :func:`filter_events`).
 
     Args:
         model: a :class:`FilterNet` (plain or scripted).
@@ -61,14 +97,4 @@ def filter_edges(model: nn.Module, features: torch.Tensor, edges: torch.Tensor, 
     Returns:
         ``(kept [2, E'] i64, scores [E] f32)``; kept edges keep their order.
     """
-    features = features.to(torch.float32)
-    with torch.inference_mode():
-        n = int(edges.shape[1])
-        if n == 0:
-            return edges, torch.zeros(0, dtype=torch.float32, device=edges.device)
-        if n <= chunk:
-            scores = torch.sigmoid(model(features, edges))
-        else:
-            scores = torch.cat([torch.sigmoid(model(features, edges[:, s:s + chunk]))
-                                for s in range(0, n, chunk)])
-        return edges[:, scores > cut], scores
+    return filter_events(model, [features], [edges], cut, chunk)[0]

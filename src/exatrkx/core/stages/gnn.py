@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from exatrkx.config import GNNConfig
+from exatrkx.core.batch import Layout
 from exatrkx.core.nets import (
     EDGE_DIM,
     HIT_DIM,
@@ -71,16 +74,29 @@ class InteractionGNN(nn.Module):
         return self.output(h, slot_src, slot_dst, e).squeeze(-1)
 
 
-def classify_edges(model: nn.Module, features: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """GNN edge scores: features f32 ``[N, 3]``, edges i64 ``[2, E]`` -> f32 ``[E]`` in [0, 1].
+def classify_events(model: nn.Module, features: Sequence[torch.Tensor],
+                    edges: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """GNN edge scores of several events in one pass (one disjoint graph,
+    :mod:`exatrkx.core.batch`): f32 ``[N_e, 3]`` and i64 ``[2, E_e]`` per event -> f32
+    ``[E_e]`` in [0, 1] per event. No message crosses from one event to another: their hits
+    and edges are disjoint, and padding edges only join the padding sink to itself.
 
-    The net sees only the hits that some edge touches (renumbered in order, so edge
-    orientation and every message are as on the whole event): a hit without edges
+    The net sees only the hits that some edge of their event touches (renumbered in order,
+    so edge orientation and every message are as on the whole event): a hit without edges
     changes no score, and at high pileup most hits have none left after the filter.
     """
     with torch.inference_mode():
-        if edges.shape[1] == 0:
-            return torch.zeros(0, dtype=torch.float32, device=edges.device)
-        nodes, local = torch.unique(edges, sorted=True, return_inverse=True)
-        x = features.to(torch.float32).index_select(0, nodes)
-        return torch.sigmoid(model(x, local))
+        touched = [torch.unique(e, sorted=True, return_inverse=True) for e in edges]
+        layout = Layout.of([int(nodes.numel()) for nodes, _ in touched])
+        joined = layout.join_edges([local.reshape(2, -1) for _, local in touched])
+        if int(joined.edges.shape[1]) == 0:
+            return [torch.zeros(0, dtype=torch.float32, device=e.device) for e in edges]
+        x = layout.join_hits([f.to(torch.float32).index_select(0, nodes)
+                              for f, (nodes, _) in zip(features, touched, strict=True)])
+        return joined.split(torch.sigmoid(model(x, joined.edges)))
+
+
+def classify_edges(model: nn.Module, features: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """GNN edge scores: features f32 ``[N, 3]``, edges i64 ``[2, E]`` -> f32 ``[E]`` in [0, 1]
+    (a batch of one of :func:`classify_events`)."""
+    return classify_events(model, [features], [edges])[0]

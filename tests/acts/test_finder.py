@@ -1,0 +1,17 @@
+"""Labels to proto-tracks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from exatrkx.acts.finder import group_tracks
+
+
+def test_group_tracks_orders_by_r_and_drops_short_ones() -> None:
+    labels = np.array([2, 0, 2, -1, 0, 2, 0, 1, 1])
+    measurement = np.arange(9) * 10
+    r = np.array([30.0, 70.0, 10.0, 5.0, 20.0, 50.0, 40.0, 1.0, 2.0])
+    tracks = group_tracks(labels, measurement, r, min_hits=3)
+    assert [t.tolist() for t in tracks] == [[40, 60, 10], [20, 0, 50]]  # label 1 too short
+    assert group_tracks(np.full(4, -1), np.arange(4), np.ones(4)) == []
+    assert group_tracks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)) == []
