@@ -74,3 +74,23 @@ def test_tensor_bounds_per_hit() -> None:
     assert TENSORS["FEATURES"].dims(8) == [-1, 3]
     assert TENSORS["EMBEDDING"].dims(12) == [-1, 12]
     assert TENSORS["LABELS"].numpy_dtype is np.int64
+
+
+def test_message_bounds_and_the_grpc_limit() -> None:
+    from exatrkx.contract import (
+        DEFAULT_MAX_HITS,
+        MAX_MESSAGE_BYTES,
+        check_message_limits,
+        message_bytes_bound,
+    )
+
+    bounds = message_bytes_bound(1000, 10, 8)
+    # the filter takes features (12 B/hit) and edges (2 x 10 x 8 B/hit)
+    assert bounds["filter request"] == 1000 * (12 + 160)
+    assert bounds["label response"] == 1000 * 8
+    assert bounds["embed response"] == 1000 * 32
+    # the default limit fits with the default 64 neighbours per hit; 4M hits do not
+    check_message_limits(DEFAULT_MAX_HITS, 64, 12)
+    assert DEFAULT_MAX_HITS >= 500_000
+    with pytest.raises(ValueError, match="label request"):
+        check_message_limits(MAX_MESSAGE_BYTES // 1000, 64, 12)

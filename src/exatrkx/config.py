@@ -18,11 +18,17 @@ from exatrkx.errors import InputError
 Activation = Literal["tanh", "relu"]
 LabelMethod = Literal["best_outer", "best_inner", "best_both", "components"]
 FrnnBackend = Literal["auto", "kdtree", "torch"]
+EmbedKind = Literal["mlp", "layers"]
+BuildMethod = Literal["radius", "layer_pairs"]
 
 #: The label methods (see :mod:`exatrkx.core.stages.label`).
 LABEL_METHODS: tuple[LabelMethod, ...] = get_args(LabelMethod)
 ACTIVATIONS: tuple[Activation, ...] = get_args(Activation)
 FRNN_BACKENDS: tuple[FrnnBackend, ...] = get_args(FrnnBackend)
+EMBED_KINDS: tuple[EmbedKind, ...] = get_args(EmbedKind)
+BUILD_METHODS: tuple[BuildMethod, ...] = get_args(BuildMethod)
+#: Width of the embedding of ``EmbedConfig(kind="layers")``: the 3 features and the layer.
+LAYER_EMBED_DIM = 4
 
 
 def _choice(what: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -50,6 +56,10 @@ class EmbedConfig:
         normalize: L2-normalise the output (points on the unit sphere, so the build
             radius is between 0 and 2 whatever the training did to the scale).
         activation: ``"tanh"`` or ``"relu"``.
+        kind: ``"mlp"`` (metric learning, the net above) or ``"layers"``: no net, each hit
+            gets the detector layer whose box (:class:`LayerMapConfig`) holds it; the
+            embedding is then ``[features, layer]`` (``out_dim`` 4, layer -1 = none), the
+            input of the ``layer_pairs`` build.
     """
 
     in_dim: int = 3
@@ -58,11 +68,16 @@ class EmbedConfig:
     out_dim: int = 8
     normalize: bool = True
     activation: Activation = "tanh"
+    kind: EmbedKind = "mlp"
 
     def __post_init__(self) -> None:
         for name in ("in_dim", "hidden", "layers", "out_dim"):
             _positive_int(f"embed.{name}", getattr(self, name))
         _choice("embed.activation", self.activation, ACTIVATIONS)
+        _choice("embed.kind", self.kind, EMBED_KINDS)
+        if self.kind == "layers" and self.out_dim != LAYER_EMBED_DIM:
+            raise InputError(f"embed.out_dim must be {LAYER_EMBED_DIM} for kind 'layers', got "
+                             f"{self.out_dim}")
 
 
 @dataclass(frozen=True)
@@ -137,9 +152,53 @@ class SelectionConfig:
         _number("selection.field", self.field, 1e-6)
 
 
+#: Fields of one row of :attr:`LayerMapConfig.pairs`.
+PAIR_FIELDS = ("inner", "outer", "dphi_lo", "dphi_hi", "du_lo", "du_hi")
+
+
+@dataclass(frozen=True)
+class LayerMapConfig:
+    """The detector's layers and which layer pairs tracks connect, learnt from simulation
+    (:func:`exatrkx.train.learn_layer_map`; see :mod:`exatrkx.core.stages.layerpairs`).
+
+    Attributes:
+        boxes: per layer ``(r_lo, r_hi, z_lo, z_hi)`` in mm: a hit inside belongs to the
+            layer (the first box that holds it). A layer is a barrel layer when its box is
+            longer in z than in r (its hits lie at one radius), else a disk.
+        pairs: per connected pair ``(inner, outer, dphi_lo, dphi_hi, du_lo, du_hi)``: layer
+            indices (inner = nearer the origin), the window of the azimuth difference
+            (rad) and of ``du``, the outer hit's position along its layer (z on a barrel
+            layer, r on a disk, mm) less the position a straight line from the origin
+            through the inner hit would have there.
+    """
+
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    pairs: tuple[tuple[int, int, float, float, float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            boxes = tuple(tuple(float(v) for v in b) for b in self.boxes)
+            pairs = tuple((int(p[0]), int(p[1]), *(float(v) for v in p[2:]))
+                          for p in self.pairs)
+        except (TypeError, ValueError, IndexError):
+            raise InputError("layers: boxes and pairs must be lists of numbers") from None
+        if any(len(b) != 4 or not (b[0] <= b[1] and b[2] <= b[3]) for b in boxes):
+            raise InputError("layers.boxes: each must be [r_lo, r_hi, z_lo, z_hi] with lo <= hi")
+        for p in pairs:
+            if len(p) != len(PAIR_FIELDS):
+                raise InputError(f"layers.pairs: each must be [{', '.join(PAIR_FIELDS)}]")
+            if not (0 <= p[0] < len(boxes) and 0 <= p[1] < len(boxes)):
+                raise InputError(f"layers.pairs: layer index out of range in {list(p)}")
+            if not (p[2] <= p[3] and p[4] <= p[5]):
+                raise InputError(f"layers.pairs: a window with lo > hi in {list(p)}")
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "pairs", pairs)
+
+
 #: Sub-configs of :class:`PipelineConfig` by key.
 _SUB_CONFIGS: dict[str, type] = {"embed": EmbedConfig, "filter": FilterConfig,
-                                 "gnn": GNNConfig, "selection": SelectionConfig}
+                                 "gnn": GNNConfig, "selection": SelectionConfig,
+                                 "layers": LayerMapConfig}
 
 
 @dataclass(frozen=True)
@@ -155,6 +214,10 @@ class PipelineConfig:
             outwards / inwards, then connected components), ``"best_both"`` (both) or
             ``"components"``; see :mod:`exatrkx.core.stages.label`.
         selection: which labelled tracks are reported (minimum fitted pT).
+        build_method: ``"radius"`` (fixed-radius neighbours in the embedding space) or
+            ``"layer_pairs"`` (hits of connected layers within learnt windows; needs
+            ``embed.kind == "layers"`` and :attr:`layers`).
+        layers: the layer map of the ``layer_pairs`` build.
     """
 
     embed: EmbedConfig = field(default_factory=EmbedConfig)
@@ -166,6 +229,8 @@ class PipelineConfig:
     gnn_cut: float = 0.5
     label_method: LabelMethod = "best_outer"
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    build_method: BuildMethod = "radius"
+    layers: LayerMapConfig = field(default_factory=LayerMapConfig)
 
     def __post_init__(self) -> None:
         for key, cls in _SUB_CONFIGS.items():
@@ -177,6 +242,9 @@ class PipelineConfig:
         _number("filter_cut", self.filter_cut, -1.0, 1.0)
         _number("gnn_cut", self.gnn_cut, 0.0, 1.0)
         _choice("label_method", self.label_method, LABEL_METHODS)
+        _choice("build_method", self.build_method, BUILD_METHODS)
+        if self.build_method == "layer_pairs" and self.embed.kind != "layers":
+            raise InputError("build_method 'layer_pairs' needs embed.kind 'layers'")
         if self.filter.in_dim != self.embed.in_dim or self.gnn.in_dim != self.embed.in_dim:
             raise InputError("embed, filter and gnn must take the same number of hit "
                              "features (in_dim)")

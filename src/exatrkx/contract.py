@@ -346,8 +346,34 @@ Protocol = Literal["grpc", "http"]
 PROTOCOLS: tuple[Protocol, ...] = ("grpc", "http")
 #: Triton's default ports.
 DEFAULT_PORTS: dict[str, int] = {"grpc": 8001, "http": 8000, "metrics": 8002}
-#: Served models refuse events with more hits than this (a repository setting).
-DEFAULT_MAX_HITS = 100_000
+#: Served models refuse events with more hits than this (a repository setting). An event
+#: of 200 pileup interactions has 130-220k spacepoints; ATLAS ITk graphs hold about 300k.
+DEFAULT_MAX_HITS = 500_000
+#: Largest gRPC message of the client and of Triton's server (both use INT32_MAX).
+MAX_MESSAGE_BYTES = 2**31 - 1
+
+
+def message_bytes_bound(num_hits: int, max_neighbours: int, embed_dim: int) -> dict[str, int]:
+    """Upper bound of each model's request and of its response for an event of
+    ``num_hits`` hits: ``{"<model> request": bytes, "<model> response": bytes, ...}``
+    (from the tensors' per-hit bounds; edges at most ``max_neighbours`` per hit)."""
+    out = {}
+    for name, spec in MODELS.items():
+        for what, tensors in (("request", spec.inputs), ("response", spec.outputs)):
+            out[f"{name} {what}"] = num_hits * sum(
+                TENSORS[t].bytes_per_hit(max_neighbours, embed_dim) for t in tensors)
+    return out
+
+
+def check_message_limits(num_hits: int, max_neighbours: int, embed_dim: int) -> None:
+    """Raise ValueError when an event of ``num_hits`` hits could need a gRPC message above
+    :data:`MAX_MESSAGE_BYTES` (callers turn it into their own error)."""
+    bounds = message_bytes_bound(num_hits, max_neighbours, embed_dim)
+    what, size = max(bounds.items(), key=lambda kv: kv[1])
+    if size > MAX_MESSAGE_BYTES:
+        raise ValueError(f"events of {num_hits} hits could need a {what} of {size} bytes, "
+                         f"above gRPC's limit of {MAX_MESSAGE_BYTES} (fewer hits, or weights "
+                         f"with fewer than {max_neighbours} neighbours per hit)")
 #: Model-config parameter holding the JSON settings of an adapter.
 CONFIG_PARAMETER = "exatrkx_config"
 #: Header that carries the key of the server's restricted APIs over HTTP.

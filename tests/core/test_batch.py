@@ -128,3 +128,61 @@ def test_shipped_nets_give_each_shared_event_the_same_bits_alone_and_in_batches(
     events = [torch.from_numpy(ev.features) for _, ev in
               zip(range(40), iter_events(shared_hnl_dir), strict=False)]
     _assert_batches_are_bitwise_alone(script_models(nets).eval(), config, events)
+
+
+def test_gnn_scores_of_events_with_untouched_hits_are_the_same_alone_and_in_batches() -> None:
+    """The GNN runs on the hits some edge touches (most hits at 200 pileup have none after
+    the filter): the scores equal the net's on the whole event, alone and in batches."""
+    config = PipelineConfig()
+    nets = script_models(build_models(config, seed=5)).eval()
+    rng = np.random.default_rng(3)
+    events, edge_lists = [], []
+    for n in (400, 3, 90, 1000, 65):
+        events.append(_synthetic(n, n))
+        touched = rng.choice(n, size=max(2, n // 10), replace=False)  # a few hits have edges
+        pairs = rng.choice(touched, size=(2, max(1, n // 5)))
+        pairs = pairs[:, pairs[0] != pairs[1]]
+        edge_lists.append(torch.from_numpy(np.stack([pairs.max(0), pairs.min(0)])))
+    edge_lists.append(torch.zeros((2, 0), dtype=torch.int64))  # an event without edges
+    events.append(_synthetic(30, 1))
+    with torch.inference_mode():
+        alone = [classify_edges(nets.gnn, x, e) for x, e in zip(events, edge_lists, strict=True)]
+        for x, e, got in zip(events, edge_lists, alone, strict=True):
+            whole = torch.sigmoid(nets.gnn(x, e)) if e.shape[1] else torch.zeros(0)
+            torch.testing.assert_close(got, whole)
+        for idx in _batches(len(events), 11):
+            batch = classify_events(nets.gnn, [events[i] for i in idx],
+                                    [edge_lists[i] for i in idx])
+            for i, got in zip(idx, batch, strict=True):
+                assert torch.equal(got, alone[i]), f"GNN scores of event {i} in batch {idx}"
+
+
+def test_a_layer_pairs_pipeline_labels_each_event_alone_as_in_a_batch() -> None:
+    from exatrkx.config import EmbedConfig, LayerMapConfig
+    from exatrkx.core.pipeline import pipeline_from_nets
+
+    radii = (32.0, 72.0, 116.0, 172.0, 260.0)
+    layers = LayerMapConfig(
+        boxes=tuple((r - 2.0, r + 2.0, -600.0, 600.0) for r in radii),
+        pairs=tuple((i, i + 1, -0.05, 0.05, -20.0, 20.0) for i in range(len(radii) - 1)))
+    config = PipelineConfig(embed=EmbedConfig(kind="layers", out_dim=4),
+                            build_method="layer_pairs", layers=layers, filter_cut=0.0,
+                            gnn_cut=0.0)
+    nets = build_models(config, seed=2)
+    rng = np.random.default_rng(8)
+    events = []
+    for tracks in (30, 1, 80, 12):
+        phi = rng.uniform(-np.pi, np.pi, tracks)
+        cot = rng.uniform(-1.0, 1.0, tracks)
+        rows = [(r, p + 0.0005 * r * rng.normal(), r * c) for r in radii
+                for p, c in zip(phi, cot, strict=True)]
+        feats = np.array([(r / 1000, np.remainder(p + np.pi, 2 * np.pi) / np.pi - 1, z / 1000)
+                          for r, p, z in rows], dtype=np.float32)
+        events.append(feats[rng.permutation(len(feats))])
+    pipe = pipeline_from_nets(nets, config, num_threads=None)
+    alone = [pipe.run(f) for f in events]
+    assert all(res.edges["build"] > 0 for res in alone[:1] + alone[2:])
+    assert any((res.labels >= 0).any() for res in alone), "the events make tracks"
+    for order in ([0, 1, 2, 3], [3, 0], [2]):
+        for i, res in zip(order, pipe.run_batch([events[i] for i in order]), strict=True):
+            np.testing.assert_array_equal(res.labels, alone[i].labels)

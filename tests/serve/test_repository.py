@@ -12,7 +12,7 @@ import torch
 from tritonclient.grpc import model_config_pb2 as mc
 
 from exatrkx.config import PipelineConfig
-from exatrkx.contract import CONFIG_PARAMETER, MODELS, NET_STAGES
+from exatrkx.contract import CONFIG_PARAMETER, DEFAULT_MAX_HITS, MODELS, NET_STAGES
 from exatrkx.core.models import load_models, load_torchscript
 from exatrkx.errors import InputError
 from exatrkx.serve import RepositoryConfig, is_repository, parse_config, write_repository
@@ -132,6 +132,7 @@ def test_settings_instances_batching_and_validation(tmp_path: Path, weights_dir:
         assert list(cfgs[name].dynamic_batching.preferred_batch_size) == [4, 8]
         settings = json.loads(cfgs[name].parameters[CONFIG_PARAMETER].string_value)
         assert settings["batch_max_hits"] == 3000
+        assert settings["max_hits"] == DEFAULT_MAX_HITS >= 500_000  # events of 200 pileup
     assert {c.max_batch_size for c in cfgs.values()} == {8}
     assert list(cfgs["embed"].input[0].dims) == [-1, 3]
     assert list(cfgs["embed"].output[0].dims) == [-1, 8]
@@ -169,6 +170,13 @@ def test_a_gpu_repository_puts_the_models_on_the_gpu_and_the_floors_on_the_cpu(
         settings = json.loads(cfg.parameters[CONFIG_PARAMETER].string_value)
         assert settings["device"] == "cuda"
         assert settings["batch_max_hits"] == RepositoryConfig(device="cuda").forward_hits
+
+
+def test_a_limit_beyond_grpc_messages_is_refused(tmp_path: Path, weights_dir: Path) -> None:
+    with pytest.raises(InputError, match="above gRPC's limit"):
+        write_repository(tmp_path / "r", weights_dir, max_hits=50_000_000,
+                         libtorch_variant=False)
+    assert not (tmp_path / "r" / ".torchscript").exists()
 
 
 def test_repository_models_lists_folders(repository: Path) -> None:

@@ -90,6 +90,29 @@ def test_shared_memory_falls_back_inline_for_big_events(
             np.testing.assert_array_equal(runner.run(features).labels, want)
 
 
+def test_shared_memory_regions_grow_with_the_events(
+        server: TritonServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import exatrkx.service.transport as transport
+
+    monkeypatch.setattr(transport, "SHM_MIN_HITS", 16)
+    rng = np.random.default_rng(8)
+    with transport.Transport(transport.ClientConfig(url=server.grpc_url)) as inline, \
+            transport.Transport(transport.ClientConfig(url=server.grpc_url,
+                                                       shared_memory=True)) as shm:
+        sizes = []
+        for n in (10, 16, 17, 300, 40):
+            x = rng.random((n, 3), dtype=np.float32)
+            got = shm.infer("embed", {"FEATURES": x}, ["EMBEDDING"])["EMBEDDING"]
+            want = inline.infer("embed", {"FEATURES": x}, ["EMBEDDING"])["EMBEDDING"]
+            np.testing.assert_array_equal(got, want)
+            sizes.append(shm._regions["FEATURES-in"].size)
+        # 16 hits (12 B each), then the next power of two: 32, then 512, kept for 40
+        assert sizes == [16 * 12, 16 * 12, 32 * 12, 512 * 12, 512 * 12]
+        status = shm.client.get_system_shared_memory_status(headers=shm.headers, as_json=True)
+        names = {r["name"] for r in status["regions"].values()}  # gRPC: a map by name
+        assert names == {r.name for r in shm._regions.values()}  # replaced ones unregistered
+
+
 def raw_infer(server: TritonServer, model: str, array: np.ndarray, dtype: str) -> None:
     """A plain tritonclient request of FEATURES ``array`` as given (add the event dimension
     for a well-formed request)."""

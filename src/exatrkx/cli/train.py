@@ -15,8 +15,14 @@ from exatrkx.errors import InputError
 @user_errors
 def train(
     out: Annotated[Path, typer.Option(help="Output weights folder.")] = Path("weights"),
-    data: Annotated[Path | None, typer.Option(help="TrackML events with truth to train on "
-                                                    "(default: simulate HNL events).")] = None,
+    data: Annotated[list[Path] | None, typer.Option(
+        help="Folder of TrackML events with truth to train on; repeat for several "
+             "(default: simulate HNL events).")] = None,
+    recipe: Annotated[str | None, typer.Option(
+        help="Named recipe: default (events without pileup) or pu200 (200 pileup "
+             "interactions; needs --data).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue an interrupted run from the checkpoint in --out.")] = False,
     quick: Annotated[bool, typer.Option(help="A smoke model in about a minute.")] = False,
     events: Annotated[int | None, typer.Option(help="Training events to simulate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Simulation seed of the training events.")]
@@ -43,7 +49,11 @@ def train(
         raise InputError(f"--edge-pt must be >= 0, got {edge_pt}")
     if signal_weight is not None and not signal_weight >= 1:
         raise InputError(f"--signal-weight must be >= 1, got {signal_weight}")
-    run_train(out, data=data, quick=quick, progress=progress,
+    if recipe == "pu200" and not data:
+        raise InputError("--recipe pu200 trains on events with pileup: give them with --data "
+                         "(exatrkx simulate --source ttbar --pileup 200 ...)")
+    run_train(out, data=data or None, quick=quick, progress=progress, recipe=recipe,
+              resume=resume,
               overrides={"train_events": events, "seed": seed, "pileup": pileup,
                          "gnn_epochs": gnn_epochs, "threads": threads,
                          "edge_pt": edge_pt, "signal_weight": signal_weight})

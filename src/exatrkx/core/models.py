@@ -30,6 +30,7 @@ from exatrkx.contract import NET_STAGES
 from exatrkx.core.stages.embed import EmbeddingNet
 from exatrkx.core.stages.filter import FilterNet
 from exatrkx.core.stages.gnn import InteractionGNN
+from exatrkx.core.stages.layerpairs import LayerEmbedding
 from exatrkx.errors import InputError
 from exatrkx.util.files import atomic_write_text
 from exatrkx.util.jsonsafe import dumps
@@ -112,7 +113,9 @@ def build_models(config: PipelineConfig | None = None, seed: int = 0) -> Nets:
     cfg = config or PipelineConfig()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        nets = Nets(EmbeddingNet(cfg.embed), FilterNet(cfg.filter), InteractionGNN(cfg.gnn))
+        embed = (LayerEmbedding(cfg.layers) if cfg.embed.kind == "layers"
+                 else EmbeddingNet(cfg.embed))
+        nets = Nets(embed, FilterNet(cfg.filter), InteractionGNN(cfg.gnn))
     return nets.eval()
 
 
@@ -193,8 +196,8 @@ def export_torchscript(nets: Nets, directory: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, module in nets.items():
-        devices = {p.device for p in module.parameters()}
-        if devices != {torch.device("cpu")}:
+        devices = {p.device for p in (*module.parameters(), *module.buffers())}
+        if devices - {torch.device("cpu")}:
             raise ValueError(f"export needs the {name} net on the CPU, found {devices}")
         with quiet_jit():
             scripted = torch.jit.script(module.eval())

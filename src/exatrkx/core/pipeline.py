@@ -27,7 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from exatrkx.config import FrnnBackend, LabelMethod, PipelineConfig, SelectionConfig
+from exatrkx.config import (
+    FrnnBackend,
+    LabelMethod,
+    LayerMapConfig,
+    PipelineConfig,
+    SelectionConfig,
+)
 from exatrkx.contract import NET_STAGES, STAGES, Stage
 from exatrkx.core.features import check_features
 from exatrkx.core.models import Nets, load_models, script_models
@@ -36,6 +42,7 @@ from exatrkx.core.stages.embed import embed_events
 from exatrkx.core.stages.filter import filter_events
 from exatrkx.core.stages.gnn import classify_events
 from exatrkx.core.stages.label import label_events
+from exatrkx.core.stages.layerpairs import build_layer_pairs
 
 Tensor = torch.Tensor
 #: Several events' inputs (one tuple of tensors per event, in the stage's order) -> one
@@ -94,6 +101,11 @@ def _build(radius: float, k: int, backend: FrnnBackend,
     return build_events(_column(events, 0), radius, k, backend)
 
 
+def _build_layer_pairs(layers: LayerMapConfig, k: int,
+                       events: Sequence[Sequence[Tensor]]) -> list[Tensor]:
+    return [build_layer_pairs(e, layers, k) for e in _column(events, 0)]
+
+
 def _filter(net: nn.Module, cut: float, events: Sequence[Sequence[Tensor]]) -> list[Tensor]:
     return [kept for kept, _ in filter_events(net, _column(events, 0), _column(events, 1), cut)]
 
@@ -117,7 +129,7 @@ def stage(name: Stage, config: PipelineConfig, net: nn.Module | None = None,
 
     Args:
         name: one of :data:`exatrkx.contract.STAGES`.
-        config: radius, k, cuts and label method.
+        config: build method (radius and k, or the layer map), cuts and label method.
         net: the stage's net (embed, filter, gnn); None for build and label.
         frnn_backend: build backend (``auto``, ``kdtree`` or ``torch``).
     """
@@ -126,6 +138,9 @@ def stage(name: Stage, config: PipelineConfig, net: nn.Module | None = None,
             raise ValueError(f"the {name} stage needs its net")
         return StageFn(name, _net_stage(name, config, net))
     if name == "build":
+        if config.build_method == "layer_pairs":
+            return StageFn(name, functools.partial(_build_layer_pairs, config.layers,
+                                                   config.max_neighbours))
         return StageFn(name, functools.partial(_build, config.radius, config.max_neighbours,
                                                frnn_backend))
     if name == "label":

@@ -519,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--weights", type=Path, default=None)
     rep.add_argument("--device", choices=("cpu", "cuda"), default="cuda")
     rep.add_argument("--instances", type=int, default=1)
-    rep.add_argument("--max-hits", type=int, default=100_000)
+    rep.add_argument("--max-hits", type=int, default=DEFAULT_MAX_HITS)
     rep.add_argument("--libtorch-if", type=Path, default=None,
                      help="add the libtorch nets when this backend folder exists")
     chk = sub.add_parser("check", help="lint the Dockerfile and validate the manifests")

@@ -68,6 +68,7 @@ from exatrkx.contract import (
     TOUCH_STEP_MODELS,
     ModelSpec,
     Stage,
+    check_message_limits,
 )
 from exatrkx.core.models import export_torchscript, load_models
 from exatrkx.errors import InputError
@@ -121,7 +122,9 @@ class RepositoryConfig:
         max_batch_events: events per execution at most (``max_batch_size``).
         batch_max_hits: hits per forward pass at most (None: :data:`DEFAULT_FORWARD_HITS`
             of the device); a larger event runs alone.
-        max_hits: events with more hits are refused before any work is done.
+        max_hits: events with more hits are refused before any work is done; the repository
+            writer refuses a limit whose largest request or response (one event each) could
+            exceed gRPC's message limit (:func:`exatrkx.contract.check_message_limits`).
         device: ``"cpu"`` or ``"cuda"`` (instance kind and where the adapters compute).
         torch_threads: intra-op threads of torch in each stub process (0: torch's default).
         libtorch_variant: also write the libtorch-backend variant of the nets.
@@ -379,6 +382,11 @@ def write_repository(directory: str | Path, weights_dir: str | Path | None = Non
     scratch = repo / ".torchscript"
     nets, pipe = export_nets(weights_dir, scratch)
     embed_dim = int(pipe.embed.out_dim)
+    try:
+        check_message_limits(cfg.max_hits, pipe.max_neighbours, embed_dim)
+    except ValueError as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise InputError(f"max_hits {cfg.max_hits}: {exc}") from None
     adapter_config = {"pipeline": pipe.to_dict(), "max_hits": cfg.max_hits,
                       "device": cfg.device, "torch_threads": cfg.torch_threads,
                       "batch_max_hits": cfg.forward_hits}

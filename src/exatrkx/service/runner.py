@@ -28,7 +28,15 @@ import numpy as np
 import torch
 
 from exatrkx.config import PipelineConfig
-from exatrkx.contract import CONFIG_PARAMETER, OPTIONS, STAGE_MODELS, Option, Protocol, option
+from exatrkx.contract import (
+    CONFIG_PARAMETER,
+    DEFAULT_MAX_HITS,
+    OPTIONS,
+    STAGE_MODELS,
+    Option,
+    Protocol,
+    option,
+)
 from exatrkx.core.features import check_features
 from exatrkx.core.models import Nets, load_models, script_models
 from exatrkx.core.pipeline import Pipeline, PipelineResult, local_stages
@@ -203,7 +211,7 @@ def server_pipeline_config(transport: Transport) -> PipelineConfig | None:
 def make_runner(option_number: int, url: str | None = None, protocol: Protocol = "grpc",
                 shm: bool = False, config: PipelineConfig | None = None, *,
                 weights_dir: str | Path | None = None, concurrency: int = 1,
-                nets: Nets | None = None, shm_max_hits: int = 20_000,
+                nets: Nets | None = None, shm_max_hits: int = DEFAULT_MAX_HITS,
                 timeout_s: float | None = None, device: str = "cpu",
                 scripted: bool = True, retries: int | None = None,
                 api_key: str | None = None, num_threads: int | None = None,
@@ -220,7 +228,8 @@ def make_runner(option_number: int, url: str | None = None, protocol: Protocol =
         weights_dir: weights of the local nets (None: the shipped ones).
         concurrency: events in flight at once (one connection each).
         nets: nets already in memory instead of loading ``weights_dir``.
-        shm_max_hits: shared-memory regions fit events up to this many hits.
+        shm_max_hits: events up to this many hits go through shared memory (see
+            :mod:`exatrkx.service.transport`).
         timeout_s: per-request client timeout in seconds (None: ClientConfig's default).
         device: where local stages compute.
         scripted: run the local nets as TorchScript (as the server does).

@@ -1,9 +1,13 @@
 """One connection to a Triton server: requests with timeouts and retries, shared memory.
 
 Transports: gRPC (default) or HTTP, optionally with Triton system shared memory for the
-tensors (client and server on one host). Shared-memory regions are sized for
-``ClientConfig.shm_max_hits`` hits from the contract's per-hit bounds
-(:meth:`exatrkx.contract.TensorSpec.bytes_per_hit`); a larger event is sent inline.
+tensors (client and server on one host). Shared-memory regions are sized from the
+contract's per-hit bounds (:meth:`exatrkx.contract.TensorSpec.bytes_per_hit`) for the event
+at hand, rounded up to a power of two of hits (at least :data:`SHM_MIN_HITS`), and replaced
+by larger ones when a larger event comes, up to ``ClientConfig.shm_max_hits`` hits (default:
+the servers' default limit); a larger event is sent inline. gRPC messages may be as large as
+Triton's server takes (:data:`exatrkx.contract.MAX_MESSAGE_BYTES`, set explicitly on the
+channel).
 
 Reliability: every call to the server (readiness, model configuration, statistics,
 shared-memory registration, inference) has a client-side timeout (``ClientConfig.timeout_s``);
@@ -38,8 +42,10 @@ import numpy as np
 from exatrkx.contract import (
     API_KEY_ENV,
     API_KEY_HEADER,
+    DEFAULT_MAX_HITS,
     DEFAULT_PORTS,
     GRPC_API_KEY_HEADER,
+    MAX_MESSAGE_BYTES,
     PROTOCOLS,
     TENSORS,
     TOKEN_ENV,
@@ -55,7 +61,17 @@ from exatrkx.errors import (
     ServerUnavailable,
 )
 from exatrkx.service.stats import RawStats, parse_statistics
-from exatrkx.service.tls import ClientTls, connection_failure, quiet_grpc
+from exatrkx.service.tls import DEFAULT_CHANNEL_ARGS, ClientTls, connection_failure, quiet_grpc
+
+#: Shared-memory regions fit at least this many hits (small events share one size).
+SHM_MIN_HITS = 4096
+#: gRPC channel options: tritonclient's own (options given replace them all), with messages
+#: up to Triton's limit both ways.
+GRPC_CHANNEL_ARGS = [*((k, v) for k, v in DEFAULT_CHANNEL_ARGS
+                       if k not in ("grpc.max_send_message_length",
+                                    "grpc.max_receive_message_length")),
+                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
 
 #: gRPC status codes of failures that may pass when the request is sent again.
 TRANSIENT_GRPC = frozenset(f"StatusCode.{code}" for code in (
@@ -108,7 +124,8 @@ class ClientConfig:
         url: ``host:port`` (default ``127.0.0.1`` and the protocol's default port).
         protocol: ``"grpc"`` or ``"http"``.
         shared_memory: pass tensors through Triton system shared memory (same host only).
-        shm_max_hits: events up to this many hits fit the shared-memory regions.
+        shm_max_hits: events up to this many hits go through shared memory (regions grow
+            with the events, up to this size); larger ones are sent inline.
         max_neighbours: edges per hit bound (sizes the edge regions; from the weights).
         embed_dim: embedding width (sizes the EMBEDDING regions).
         timeout_s: client-side timeout of one request in seconds (None: none).
@@ -126,7 +143,7 @@ class ClientConfig:
     url: str | None = None
     protocol: Protocol = "grpc"
     shared_memory: bool = False
-    shm_max_hits: int = 20_000
+    shm_max_hits: int = DEFAULT_MAX_HITS
     max_neighbours: int = 64
     embed_dim: int = 8
     timeout_s: float | None = 60.0
@@ -277,6 +294,9 @@ class Transport:
         elif config.tls is not None:
             self.client = tc.InferenceServerClient(config.address,
                                                    **config.tls.grpc_client_kwargs())
+        elif config.protocol == "grpc":
+            self.client = tc.InferenceServerClient(config.address,
+                                                   channel_args=GRPC_CHANNEL_ARGS)
         else:
             self.client = tc.InferenceServerClient(config.address)
         #: ``client_timeout`` of every gRPC call (the HTTP client has its own timeouts)
@@ -298,6 +318,7 @@ class Transport:
         self._rng = random.Random()
         self._regions: dict[str, _Region] = {}
         self._prefix = f"exatrkx-{os.getpid()}-{next(_REGION_IDS)}"
+        self._generation = 0
 
     # ------------------------------------------------------------------ server queries
 
@@ -365,11 +386,18 @@ class Transport:
             return None
         key = f"{tensor}-{role}"
         region = self._regions.get(key)
-        if region is None:
-            size = max(64, cfg.bytes_per_hit(tensor) * cfg.shm_max_hits)
+        need = cfg.bytes_per_hit(tensor) * num_hits
+        if region is None or region.size < need:
+            if region is not None:  # too small for this event: a larger one replaces it
+                region.close(self.client)
+                del self._regions[key]
+            hits = min(cfg.shm_max_hits,
+                       max(SHM_MIN_HITS, 1 << max(num_hits - 1, 0).bit_length()))
+            size = max(64, cfg.bytes_per_hit(tensor) * hits)
+            self._generation += 1
             try:
-                region = _Region(self.client, f"{self._prefix}-{key}", size, self.headers,
-                                 self._timeout)
+                region = _Region(self.client, f"{self._prefix}-{key}-{self._generation}", size,
+                                 self.headers, self._timeout)
             except self._error as exc:
                 raise remote_error("shared memory", exc.status(),
                                    exc.message() or str(exc), self.config.tls) from None

@@ -117,3 +117,35 @@ def test_cuda_matches_cpu() -> None:  # pragma: no cover - GPU hosts only
         gpu = build_edges(t.cuda(), radius, k, "auto")
         assert gpu.device.type == "cuda"
         assert torch.equal(cpu, gpu.cpu())
+
+
+@pytest.mark.parametrize("backend", ["kdtree", "torch"])
+def test_exact_duplicates_need_every_candidate(backend: str) -> None:
+    # 30 copies of one point and 30 of another: every hit ties with 29 others at d2 = 0,
+    # so a list of k + slack candidates is never provably complete (the kdtree asks again
+    # until it has all hits); ties go to the smaller index
+    x = np.repeat(np.array([[0.0, 0.0], [0.05, 0.0]]), 30, axis=0)
+    got = build_edges(torch.from_numpy(x.astype(np.float32)), 0.1, 3, backend)
+    np.testing.assert_array_equal(got.numpy(), reference_edges(x, 0.1, 3))
+
+
+def test_collapsed_embedding_matches_the_definition() -> None:
+    # an untrained net maps every hit into a tiny ball: all pairs within the radius, the
+    # distances far below the torch backend's absolute tolerance
+    rng = np.random.default_rng(11)
+    x = _unit(np.ones((400, 8)) + rng.normal(scale=1e-3, size=(400, 8)))
+    t = torch.from_numpy(x.astype(np.float32))
+    a = build_edges(t, 0.1, 6, "kdtree")
+    assert torch.equal(a, build_edges(t, 0.1, 6, "torch"))
+    np.testing.assert_array_equal(a.numpy(), reference_edges(x, 0.1, 6))
+
+
+def test_queries_in_chunks_give_the_same_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    import exatrkx.core.stages.build as build
+
+    rng = np.random.default_rng(5)
+    t = torch.from_numpy(_unit(rng.normal(size=(800, 4))).astype(np.float32))
+    whole = build_edges(t, 0.8, 12, "kdtree")  # about 80 neighbours: dense queries
+    monkeypatch.setattr(build, "CHUNK_ELEMENTS", 256)  # 256 // 21 = 12 hits per query
+    assert torch.equal(build_edges(t, 0.8, 12, "kdtree"), whole)
+    assert torch.equal(whole, build_edges(t, 0.8, 12, "torch"))

@@ -119,6 +119,18 @@ def test_gnn_shapes_and_edge_order() -> None:
     assert classify_edges(net, x, edges[:, :0]).shape == (0,)
 
 
+def test_gnn_scores_only_need_the_hits_of_the_edges() -> None:
+    x, edges = _graph()
+    net = InteractionGNN(GNNConfig(hidden=16, steps=3)).eval()
+    # many hits without edges (as after the filter at high pileup) change nothing
+    lonely = torch.rand(5000, 3, generator=torch.Generator().manual_seed(9))
+    x_big = torch.cat([lonely[:2500], x, lonely[2500:]])
+    with torch.inference_mode():
+        whole = torch.sigmoid(net(x_big, edges + 2500))
+    torch.testing.assert_close(classify_edges(net, x_big, edges + 2500), whole)
+    torch.testing.assert_close(classify_edges(net, x, edges), whole)
+
+
 def test_gnn_uses_neighbours() -> None:
     x, edges = _graph()
     net = InteractionGNN(GNNConfig(hidden=16, steps=2)).eval()

@@ -13,8 +13,18 @@ A backend only proposes candidates within a slightly enlarged radius, by its own
 (approximate) distance: all pairs (kdtree on sparse graphs), or the ``k + slack`` nearest
 of each hit (kdtree on dense graphs, torch). The shared steps 1-2 then choose from them.
 When a hit's candidate list is full and its k-th chosen distance comes within the rounding
-tolerance of the worst candidate (many ties), the candidates may be incomplete: that hit
-is recomputed exactly against all hits. So both backends return the same edges.
+tolerance of the worst candidate (many ties), the candidates may be incomplete: the kdtree
+asks again for four times as many candidates of that hit (until it has them all), the torch
+backend recomputes it exactly against all hits. So both backends return the same edges.
+
+Rounding: the kdtree's float64 distances of float32 points differ from step 1's float32 sums
+by a small *relative* error (:data:`KDTREE_REL_TOLERANCE` per dimension); the torch
+backend's ``|a|^2 + |b|^2 - 2ab`` has an *absolute* error of the order of the points'
+squared norms (:func:`_tolerance`).
+
+Memory is bounded for any number of hits: the kdtree is queried for
+``CHUNK_ELEMENTS // (k + slack)`` hits at a time and the torch backend computes
+``CHUNK_ELEMENTS`` distances at a time. The kdtree uses as many threads as torch does.
 
 Backends: ``"kdtree"`` (``scipy.spatial.cKDTree``, CPU), ``"torch"`` (chunked matmul
 distances + ``topk``, any device); ``"auto"`` = kdtree for CPU tensors, torch otherwise.
@@ -36,6 +46,11 @@ CHUNK_ELEMENTS = 1 << 22
 DENSITY_SAMPLE = 64
 #: ... and switches from all pairs to k-nearest queries above this many times k.
 DENSE_FACTOR = 2.0
+#: Bound on |float32 sum - float64 distance| / distance, per dimension, with a factor 4 of
+#: safety (float32 unit roundoff 2**-24 for the difference, the square and each sum).
+KDTREE_REL_TOLERANCE = 4.0 * 2.0 ** -24
+#: Each re-query of a hit whose candidates may be incomplete asks for this many times more.
+REQUERY_FACTOR = 4
 
 
 def empty_edges(device: torch.device | str = "cpu") -> torch.Tensor:
@@ -69,41 +84,10 @@ def _tolerance(x: torch.Tensor, r2: float) -> float:
 
 # --------------------------------------------------------------------------- backends
 
-#: ``(i, j, full, worst)``: candidate pairs (no self pairs), and per hit ``full`` (bool
-#: ``[N]``: the backend returned its maximum, so more may lie within the radius) and
-#: ``worst`` (``[N]``: the backend's d2 of its last candidate). ``full is None`` means
-#: the pairs are undirected (each stands for both directions) and complete.
-_Candidates = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"]
-
-
-def _kdtree_candidates(x: torch.Tensor, r2_cand: float, kq: int) -> _Candidates:
-    """Candidates from a k-d tree in float64.
-
-    Sparse graphs use ``query_pairs`` (every pair within the radius once, so undirected and
-    complete); dense ones (estimated on a sample of hits) ``query`` with ``k``, which
-    bounds the memory.
-    """
-    pts = x.detach().cpu().numpy().astype(np.float64)
-    n = pts.shape[0]
-    kq = min(kq, n)
-    r_cand = float(np.sqrt(r2_cand)) * (1 + 1e-12)
-    tree = cKDTree(pts)
-    sample = pts[:: max(1, n // DENSITY_SAMPLE)]
-    mean_count = float(np.mean(tree.query_ball_point(sample, r_cand, return_length=True)))
-    if mean_count <= DENSE_FACTOR * kq:
-        # every pair (a < b) within the radius, once: complete, so no hit is full
-        pairs = tree.query_pairs(r_cand, output_type="ndarray").astype(np.int64)
-        return (torch.from_numpy(np.ascontiguousarray(pairs[:, 1])),
-                torch.from_numpy(np.ascontiguousarray(pairs[:, 0])), None, None)
-    dist, idx = tree.query(pts, k=kq, distance_upper_bound=r_cand)
-    dist = dist.reshape(n, kq)
-    idx = idx.reshape(n, kq)
-    rows = np.repeat(np.arange(n, dtype=np.int64), kq).reshape(n, kq)
-    ok = (idx < n) & (idx != rows)
-    full = np.isfinite(dist[:, -1]) if kq < n else np.zeros(n, dtype=bool)
-    worst = dist[:, -1] ** 2
-    return (torch.from_numpy(rows[ok]), torch.from_numpy(idx[ok].astype(np.int64)),
-            torch.from_numpy(full), torch.from_numpy(worst))
+#: ``(i, j, full, worst)``: directed candidate pairs (no self pairs), and per hit ``full``
+#: (bool ``[N]``: the backend returned its maximum, so more may lie within the radius) and
+#: ``worst`` (``[N]``: the backend's d2 of its last candidate).
+_Candidates = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def _torch_candidates(x: torch.Tensor, r2_cand: float, kq: int) -> _Candidates:
@@ -211,6 +195,60 @@ def _select_undirected(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, r2: fl
     return torch.cat([ea, si]), torch.cat([eb, sj])
 
 
+def _kdtree_edges(x: torch.Tensor, r2: float, k: int, kq: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps 1-2 with a k-d tree in float64 (directed or undirected pairs, not yet unique).
+
+    Sparse graphs (estimated on a sample of hits) use ``query_pairs``: every pair within
+    the radius once, complete. Dense ones query the ``kq`` nearest of each hit, a chunk of
+    hits at a time, and ask again with more candidates for hits whose k-th choice is not
+    clearly nearer than their last candidate.
+    """
+    pts = x.detach().cpu().numpy().astype(np.float64)
+    n, dim = pts.shape
+    rel = KDTREE_REL_TOLERANCE * (dim + 2)
+    r_cand = float(np.sqrt(r2 / (1.0 - rel))) * (1 + 1e-12) + 1e-30
+    workers = max(1, torch.get_num_threads())
+    tree = cKDTree(pts)
+    sample = pts[:: max(1, n // DENSITY_SAMPLE)]
+    mean_count = float(np.mean(tree.query_ball_point(sample, r_cand, return_length=True,
+                                                     workers=workers)))
+    if mean_count <= DENSE_FACTOR * min(kq, n):
+        pairs = tree.query_pairs(r_cand, output_type="ndarray").astype(np.int64)
+        return _select_undirected(x, torch.from_numpy(np.ascontiguousarray(pairs[:, 1])),
+                                  torch.from_numpy(np.ascontiguousarray(pairs[:, 0])), r2, k)
+    out_i: list[torch.Tensor] = []
+    out_j: list[torch.Tensor] = []
+    step = max(1, CHUNK_ELEMENTS // kq)
+    for start in range(0, n, step):
+        rows = np.arange(start, min(n, start + step), dtype=np.int64)
+        kk = kq
+        while rows.size:
+            kk = min(kk, n)
+            dist, idx = tree.query(pts[rows], k=kk, distance_upper_bound=r_cand,
+                                   workers=workers)
+            dist, idx = dist.reshape(rows.size, kk), idx.reshape(rows.size, kk)
+            own = np.broadcast_to(rows[:, None], idx.shape)
+            ok = (idx < n) & (idx != own)
+            si, sj, kth = _select(x, torch.from_numpy(own[ok]),
+                                  torch.from_numpy(idx[ok].astype(np.int64)), r2, k)
+            # a full hit may miss a neighbour unless its k-th choice (or r2) is clearly
+            # nearer than its last candidate
+            full = np.isfinite(dist[:, -1]) & (kk < n)
+            worst = dist[:, -1] ** 2 * (1.0 - rel)
+            unsafe = full & (kth.numpy()[rows] >= worst)
+            if unsafe.any():
+                flag = torch.zeros(n, dtype=torch.bool)
+                flag[torch.from_numpy(rows[unsafe])] = True
+                keep = ~flag.index_select(0, si)
+                si, sj = si[keep], sj[keep]
+            out_i.append(si)
+            out_j.append(sj)
+            rows = rows[unsafe]
+            kk *= REQUERY_FACTOR
+    return torch.cat(out_i), torch.cat(out_j)
+
+
 def _recompute_rows(x: torch.Tensor, rows: torch.Tensor, r2: float, k: int
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact selection of ``rows`` against every hit (used where candidates may be short)."""
@@ -257,21 +295,17 @@ def build_edges(embedding: torch.Tensor, radius: float, max_neighbours: int,
     with torch.inference_mode():
         x = embedding.detach().to(torch.float32).contiguous()
         r2 = _float32_square(radius)
-        tol2 = _tolerance(x, r2)
         kq = k + 1 + max(MIN_SLACK, k // 8)
         if backend == "kdtree":
-            ci, cj, full, worst = _kdtree_candidates(x, r2 + tol2, kq)
-            ci, cj = ci.to(device), cj.to(device)
+            si, sj = _kdtree_edges(x.cpu(), r2, k, kq)
+            si, sj = si.to(device), sj.to(device)
         else:
+            tol2 = _tolerance(x, r2)
             ci, cj, full, worst = _torch_candidates(x, r2 + tol2, kq)
-        if full is None or worst is None:
-            si, sj = _select_undirected(x, ci, cj, r2, k)
-        else:
             si, sj, kth = _select(x, ci, cj, r2, k)
             # a full hit may miss a neighbour unless its k-th choice (or r2) is clearly
             # nearer than its worst candidate; recompute those exactly
-            full, worst = full.to(device), worst.to(device=device, dtype=torch.float64)
-            unsafe = full & (kth >= worst - tol2)
+            unsafe = full & (kth >= worst.to(torch.float64) - tol2)
             if bool(unsafe.any()):
                 drop = unsafe.index_select(0, si)
                 ri, rj = _recompute_rows(x, torch.nonzero(unsafe).squeeze(1), r2, k)

@@ -79,13 +79,20 @@ def classify_events(model: nn.Module, features: Sequence[torch.Tensor],
     """GNN edge scores of several events in one pass (one disjoint graph,
     :mod:`exatrkx.core.batch`): f32 ``[N_e, 3]`` and i64 ``[2, E_e]`` per event -> f32
     ``[E_e]`` in [0, 1] per event. No message crosses from one event to another: their hits
-    and edges are disjoint, and padding edges only join the padding sink to itself."""
+    and edges are disjoint, and padding edges only join the padding sink to itself.
+
+    The net sees only the hits that some edge of their event touches (renumbered in order,
+    so edge orientation and every message are as on the whole event): a hit without edges
+    changes no score, and at high pileup most hits have none left after the filter.
+    """
     with torch.inference_mode():
-        layout = Layout.of([int(f.shape[0]) for f in features])
-        joined = layout.join_edges(edges)
+        touched = [torch.unique(e, sorted=True, return_inverse=True) for e in edges]
+        layout = Layout.of([int(nodes.numel()) for nodes, _ in touched])
+        joined = layout.join_edges([local.reshape(2, -1) for _, local in touched])
         if int(joined.edges.shape[1]) == 0:
             return [torch.zeros(0, dtype=torch.float32, device=e.device) for e in edges]
-        x = layout.join_hits([f.to(torch.float32) for f in features])
+        x = layout.join_hits([f.to(torch.float32).index_select(0, nodes)
+                              for f, (nodes, _) in zip(features, touched, strict=True)])
         return joined.split(torch.sigmoid(model(x, joined.edges)))
 
 
