@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from exatrkx.cli.app import app, user_errors
-from exatrkx.cli.options import client_tls_options
+from exatrkx.cli.options import JsonOut, Retries, Timeout, client_tls_options
 from exatrkx.errors import InputError
 
 
@@ -35,13 +35,10 @@ def chain(
                                               "interrupted run).")] = False,
     plots: Annotated[Path | None, typer.Option(help="Write efficiency_vs_radius.png (every "
                                                     "finder in one figure) here.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object only, "
-                                                          "as the last line.")] = False,
+    json_out: JsonOut = False,
     threads: Annotated[int, typer.Option(help="Torch threads.")] = 1,
-    timeout: Annotated[float, typer.Option(help="Seconds before a request to the server "
-                                                "times out (options 1-5).")] = 60.0,
-    retries: Annotated[int, typer.Option(help="Resends of a request that failed for a "
-                                              "reason that may pass (options 1-5).")] = 2,
+    timeout: Timeout = 60.0,
+    retries: Retries = 2,
     tls: Any = None,
 ) -> None:
     """Reconstruct events in ACTS with our finder and with ACTS' CKF; fit, select, score

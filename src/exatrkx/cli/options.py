@@ -23,6 +23,16 @@ import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: ``--json``: one JSON object, printed last (reconstruct, chain).
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object only, as the "
+                                                      "last line.")]
+#: ``--timeout`` of a request to the server.
+Timeout = Annotated[float, typer.Option(help="Seconds before a request to the server times "
+                                             "out (options 1-5).")]
+#: ``--retries`` of a request that failed for a passing reason.
+Retries = Annotated[int, typer.Option(help="Resends of a request that failed for a reason "
+                                           "that may pass (options 1-5).")]
+
 #: name -> (type, help) of the options :func:`client_tls_options` adds.
 _TLS_OPTIONS: dict[str, tuple[Any, str]] = {
     "tls_ca": (Path, "PEM CA the server's certificate must be signed by: gRPC over TLS "

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from exatrkx.cli.app import app, user_errors
-from exatrkx.cli.options import client_tls_options
+from exatrkx.cli.options import JsonOut, Retries, Timeout, client_tls_options
 from exatrkx.errors import InputError
 
 
@@ -26,8 +26,7 @@ def reconstruct(
     = False,
     plots: Annotated[Path | None, typer.Option(help="Write efficiency plots here "
                                                     "(implies --evaluate).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object only, "
-                                                          "as the last line.")] = False,
+    json_out: JsonOut = False,
     weights: Annotated[Path | None, typer.Option(help="Weights folder or shipped set name "
                                                       "(default: the shipped weights).")]
     = None,
@@ -35,10 +34,8 @@ def reconstruct(
     threads: Annotated[int, typer.Option(help="Torch threads.")] = 1,
     resume: Annotated[bool, typer.Option(help="Skip events whose tracks file exists in "
                                               "--out (after an interrupted run).")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds before a request to the server "
-                                                "times out (options 1-5).")] = 60.0,
-    retries: Annotated[int, typer.Option(help="Resends of a request that failed for a "
-                                              "reason that may pass (options 1-5).")] = 2,
+    timeout: Timeout = 60.0,
+    retries: Retries = 2,
     tls: Any = None,
 ) -> None:
     """Find tracks in events; optionally write them and evaluate against truth.
