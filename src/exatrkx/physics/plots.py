@@ -37,22 +37,13 @@ def plot_efficiency(summary: Mapping[str, Any], outdir: str | Path) -> list[Path
     for key, (label, filename, log) in _AXES.items():
         binned = summary["binned"][key]
         edges = np.asarray(binned["edges"], dtype=float)
-        eff = np.array([np.nan if v is None else v for v in binned["efficiency"]], dtype=float)
-        total = np.asarray(binned["total"], dtype=float)
+        eff, err, _ = _efficiency_with_errors(binned)
         centres = 0.5 * (edges[1:] + edges[:-1])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            err = np.sqrt(np.clip(eff * (1 - eff), 0, None) / total)
         fig = Figure(figsize=(5.5, 4.0))
         ax = fig.subplots()
         ax.errorbar(centres, eff, yerr=err, xerr=0.5 * (edges[1:] - edges[:-1]), fmt="o",
                     ms=4, capsize=0)
-        ax.set_xlabel(label)
-        ax.set_ylabel("track efficiency (double majority)")
-        ax.set_ylim(0, 1.05)
-        if log and edges[0] >= 0:
-            ax.set_xscale("symlog", linthresh=max(edges[1], 1e-3))
-        ax.set_xlim(edges[0], edges[-1])
-        ax.grid(alpha=0.3)
+        _efficiency_axes(ax, label, edges, log)
         ax.set_title(f"{summary.get('events', '?')} events")
         fig.tight_layout()
         path = out / filename
@@ -82,23 +73,14 @@ def plot_efficiency_comparison(summaries: Mapping[str, Mapping[str, Any]], path:
     for i, (name, summary) in enumerate(summaries.items()):
         binned = summary["binned"][key]
         edges = np.asarray(binned["edges"], dtype=float)
-        eff = np.array([np.nan if v is None else v for v in binned["efficiency"]], dtype=float)
-        total = np.asarray(binned["total"], dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            err = np.sqrt(np.clip(eff * (1 - eff), 0, None) / total)
+        eff, err, total = _efficiency_with_errors(binned)
         # geometric centres on a log axis, a small shift per finder
         lo = np.maximum(edges[:-1], edges[1] / 10 if log else edges[0])
         centres = np.sqrt(lo * edges[1:]) if log else 0.5 * (edges[1:] + edges[:-1])
         shift = 1.0 + 0.06 * (i - 0.5 * (len(summaries) - 1))
         ax.errorbar(centres * shift if log else centres, eff, yerr=err, fmt="o-", ms=4,
                     capsize=0, lw=1, label=f"{name} ({int(np.nansum(total))} particles)")
-    ax.set_xlabel(label)
-    ax.set_ylabel("track efficiency (double majority)")
-    ax.set_ylim(0, 1.05)
-    if log and edges[0] >= 0:
-        ax.set_xscale("symlog", linthresh=max(edges[1], 1e-3))
-    ax.set_xlim(edges[0], edges[-1])
-    ax.grid(alpha=0.3)
+    _efficiency_axes(ax, label, edges, log)
     ax.legend(loc="lower left", fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
@@ -107,3 +89,24 @@ def plot_efficiency_comparison(summaries: Mapping[str, Mapping[str, Any]], path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     return out
+
+
+def _efficiency_with_errors(binned: Mapping[str, Any]
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Efficiency per bin (NaN where empty), its binomial error and the bin totals."""
+    eff = np.array([np.nan if v is None else v for v in binned["efficiency"]], dtype=float)
+    total = np.asarray(binned["total"], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.sqrt(np.clip(eff * (1 - eff), 0, None) / total)
+    return eff, err, total
+
+
+def _efficiency_axes(ax: Any, label: str, edges: np.ndarray, log: bool) -> None:
+    """Labels, range, scale and grid of an efficiency plot."""
+    ax.set_xlabel(label)
+    ax.set_ylabel("track efficiency (double majority)")
+    ax.set_ylim(0, 1.05)
+    if log and edges[0] >= 0:
+        ax.set_xscale("symlog", linthresh=max(edges[1], 1e-3))
+    ax.set_xlim(edges[0], edges[-1])
+    ax.grid(alpha=0.3)
