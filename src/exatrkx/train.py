@@ -46,6 +46,7 @@ from tqdm import tqdm
 from exatrkx.config import (
     LABEL_METHODS,
     EmbedConfig,
+    GNNConfig,
     LabelMethod,
     LayerMapConfig,
     PipelineConfig,
@@ -161,7 +162,7 @@ def pileup_recipe() -> tuple[TrainConfig, PipelineConfig]:
     - filter and GNN: trained on wedges of 1/8 of the azimuth (sampled subgraphs, eight
       per event and epoch), learning the edges of particles above 0.7 GeV as true (no extra
       weight on signal edges); 3 filter and 2 GNN epochs, what fits in 90 minutes on two
-      shared cores;
+      shared cores; the GNN with 8 message-passing steps (the shipped ``pu200`` set's);
     - labels: method, GNN cut and the track selection's minimum fitted pT (0.7-0.9 GeV)
       chosen on the validation events.
 
@@ -174,7 +175,7 @@ def pileup_recipe() -> tuple[TrainConfig, PipelineConfig]:
                         target_filter_efficiency=0.995, layer_coverage=0.998,
                         label_min_pts=(0.7, 0.8, 0.9))
     base = PipelineConfig(embed=EmbedConfig(kind="layers", out_dim=4),
-                          build_method="layer_pairs",
+                          gnn=GNNConfig(steps=8), build_method="layer_pairs",
                           selection=SelectionConfig(min_pt=0.7))
     return train, base
 

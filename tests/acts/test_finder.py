@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from exatrkx.acts import finder
 from exatrkx.acts.finder import group_tracks
 
 
@@ -15,3 +17,28 @@ def test_group_tracks_orders_by_r_and_drops_short_ones() -> None:
     assert [t.tolist() for t in tracks] == [[40, 60, 10], [20, 0, 50]]  # label 1 too short
     assert group_tracks(np.full(4, -1), np.arange(4), np.ones(4)) == []
     assert group_tracks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)) == []
+
+
+class _Spacepoint:
+    def __init__(self, measurement: int) -> None:
+        self.measurement = measurement
+
+
+def test_measurement_indices_trust_the_order_only_where_it_holds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    read: list[int] = []
+
+    def measurement(sp: _Spacepoint) -> int:
+        read.append(sp.measurement)
+        return sp.measurement
+
+    monkeypatch.setattr(finder, "_measurement", measurement)
+    in_order = [_Spacepoint(i) for i in range(1000)]
+    assert finder.measurement_indices(in_order).tolist() == list(range(1000))
+    assert len(read) <= finder.ORDER_PROBES  # a sample, not every spacepoint
+    # measurement 500 made no spacepoint: the rest are shifted by one, every link is read
+    read.clear()
+    shifted = [_Spacepoint(i) for i in range(1001) if i != 500]
+    assert finder.measurement_indices(shifted).tolist() == [sp.measurement for sp in shifted]
+    assert len(read) > len(shifted)
+    assert finder.measurement_indices([]).tolist() == []

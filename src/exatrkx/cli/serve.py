@@ -33,6 +33,9 @@ def serve(
         help="Triton's dynamic batcher on every model: several events per execution, run as "
              "one disjoint graph [default: the repository's, the study's best served "
              "setting].")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Torch intra-op threads of every model instance (0: torch's default, one per "
+             "core) [default: the repository's, 1].")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (default: this host only; "
                                            "0.0.0.0 exposes the service to the network).")]
     = "127.0.0.1",
@@ -70,6 +73,8 @@ def serve(
         settings["instances"] = instances
     if batching is not None:
         settings["dynamic_batching"] = batching
+    if threads is not None:
+        settings["torch_threads"] = threads
 
     restricted, http_restricted = restriction(inference_key, open_control)
     if (tls_cert is None) != (tls_key is None):

@@ -74,6 +74,18 @@ class InteractionGNN(nn.Module):
         return self.output(h, slot_src, slot_dst, e).squeeze(-1)
 
 
+def _touched(edges: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hits that ``edges`` (i64 ``[2, E]``, hit indices below ``n``) touch, in order
+    (i64 ``[M]``), and the edges renumbered onto them (i64 ``[2, E]``): what
+    ``torch.unique(edges, sorted=True, return_inverse=True)`` gives, in O(N + E) without a
+    sort."""
+    used = torch.zeros(n, dtype=torch.bool, device=edges.device)
+    used[edges.reshape(-1)] = True
+    nodes = used.nonzero().squeeze(1)
+    local = torch.cumsum(used, 0) - 1
+    return nodes, local.index_select(0, edges.reshape(-1)).reshape(edges.shape)
+
+
 def classify_events(model: nn.Module, features: Sequence[torch.Tensor],
                     edges: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """GNN edge scores of several events in one pass (one disjoint graph,
@@ -86,7 +98,7 @@ def classify_events(model: nn.Module, features: Sequence[torch.Tensor],
     changes no score, and at high pileup most hits have none left after the filter.
     """
     with torch.inference_mode():
-        touched = [torch.unique(e, sorted=True, return_inverse=True) for e in edges]
+        touched = [_touched(e, int(f.shape[0])) for f, e in zip(features, edges, strict=True)]
         layout = Layout.of([int(nodes.numel()) for nodes, _ in touched])
         joined = layout.join_edges([local.reshape(2, -1) for _, local in touched])
         if int(joined.edges.shape[1]) == 0:
