@@ -44,3 +44,13 @@ def test_negative_threads_are_refused(started: list[tuple[Any, ...]]) -> None:
     assert res.exit_code == 2
     assert "torch_threads must be >= 0" in res.output
     assert started == []
+
+
+def test_device_goes_to_the_repository_and_an_unknown_one_is_refused(
+        started: list[tuple[Any, ...]]) -> None:
+    assert runner.invoke(app, ["serve", "--device", "cuda"]).exit_code == 0
+    assert started[0][3].device == "cuda"
+    res = runner.invoke(app, ["serve", "--device", "tpu"])
+    assert res.exit_code == 2
+    assert "device must be 'cpu' or 'cuda'" in res.output
+    assert len(started) == 1

@@ -36,6 +36,9 @@ def serve(
     threads: Annotated[int | None, typer.Option(
         help="Torch intra-op threads of every model instance (0: torch's default, one per "
              "core) [default: the repository's, 1].")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="Where the models compute: cpu, or cuda (GPU instances on the GPU of each "
+             "instance; build and label too) [default: the repository's, cpu].")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (default: this host only; "
                                            "0.0.0.0 exposes the service to the network).")]
     = "127.0.0.1",
@@ -75,6 +78,8 @@ def serve(
         settings["dynamic_batching"] = batching
     if threads is not None:
         settings["torch_threads"] = threads
+    if device is not None:
+        settings["device"] = device
 
     restricted, http_restricted = restriction(inference_key, open_control)
     if (tls_cert is None) != (tls_key is None):

@@ -428,11 +428,12 @@ def _resource_section(summary: Mapping[str, Any]) -> list[str]:
     basis = res["basis"]
     if basis is None:
         return [*md, "No whole-event remote option was timed; no estimate.", ""]
-    md += [f"Basis: {basis['label']}: {_f(basis['throughput_eps'], 1)} events/s per server "
+    md += [f"Basis: {basis['label']}, events of {basis['mean_hits']:.0f} hits on average: "
+           f"{basis['throughput_eps']:.3g} events/s per server "
            f"on this {basis['machine_cores']}-core machine, "
            f"{_f(basis['server_cpu_ms'], 1)} ms server CPU and "
            f"{_f(basis['client_cpu_ms'], 1)} ms client CPU per event; in-process option 0: "
-           f"{_f(basis['local_throughput_eps'], 1)} events/s, "
+           f"{basis['local_throughput_eps']:.3g} events/s, "
            f"{_f(basis['local_cpu_ms'], 1)} ms CPU per event. Planned utilisation "
            f"{res['utilisation']:.0%}.", ""]
     md += _table(["event rate", "servers like this one", "server cores", "client cores",

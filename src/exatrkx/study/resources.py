@@ -92,7 +92,8 @@ def estimate(basis: Basis, rates: Sequence[float] = DEFAULT_RATES,
 
 
 ASSUMPTIONS = (
-    "CPU only, events like the timed ones (same mean hits, no pileup); cost grows linearly "
+    "CPU only, events like the timed ones (the same mean number of hits, so the same "
+    "pileup); cost grows linearly "
     "with the event rate and servers scale out independently (behind a load balancer such as "
     "Envoy, as in SONIC/SuperSONIC); nothing is shared between servers.",
     "A 'server' is one Triton like the measured one on this machine: its throughput is the "
