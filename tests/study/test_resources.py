@@ -27,3 +27,16 @@ def test_the_section_keeps_the_digits_of_a_slow_rate_and_names_the_event_size() 
     assert "0.0428 events/s" in text
     assert "events of 200026 hits on average" in text
     assert "no pileup" not in text
+
+
+def test_small_rates_in_the_tables_keep_two_significant_digits() -> None:
+    from exatrkx.study.markdown import _f
+    from exatrkx.study.network import network_section
+
+    row = {"option": 5, "delay_ms": 0.0, "bandwidth_gbps": 1.0, "round_trips": 1.0,
+           "latency_mean_ms": 22515.6, "model_ms": 22145.4, "model_error_ms": 370.2,
+           "throughput_eps": 0.0435, "in_flight": 1, "bytes_up_per_event": 2400502.0,
+           "bytes_down_per_event": 1600378.0, "identical_labels": True}
+    table = network_section([row], _f)[-2]
+    assert "| 0.043 |" in table and "| 2400.50 |" in table
+    assert [_f(0.0), _f(0.004), _f(0.06), _f(0.0051, 4)] == ["0.00", "0.004", "0.06", "0.0051"]

@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from exatrkx.acts.settings import SOURCES
 from exatrkx.contract import STAGES
 from exatrkx.physics.samples import QUANTITIES
@@ -27,6 +29,9 @@ def _f(value: Any, digits: int = 2) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if value != 0 and abs(value) < 10.0 ** -digits * 5:
+            # a small rate or fraction keeps two significant digits
+            return np.format_float_positional(value, precision=2, fractional=False, trim="-")
         return f"{value:.{digits}f}"
     return str(value)
 
