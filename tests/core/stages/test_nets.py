@@ -131,6 +131,18 @@ def test_gnn_scores_only_need_the_hits_of_the_edges() -> None:
     torch.testing.assert_close(classify_edges(net, x, edges), whole)
 
 
+def test_touched_hits_are_those_of_a_sorted_unique() -> None:
+    from exatrkx.core.stages.gnn import _touched
+
+    gen = torch.Generator().manual_seed(3)
+    for n, e in [(50, 0), (50, 1), (1000, 300), (200, 5000)]:
+        edges = torch.randint(0, n, (2, e), generator=gen)
+        nodes, local = _touched(edges, n)
+        want_nodes, want_local = torch.unique(edges, sorted=True, return_inverse=True)
+        assert torch.equal(nodes, want_nodes)
+        assert torch.equal(local, want_local.reshape(2, -1))
+
+
 def test_gnn_uses_neighbours() -> None:
     x, edges = _graph()
     net = InteractionGNN(GNNConfig(hidden=16, steps=2)).eval()
