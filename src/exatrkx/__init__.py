@@ -15,8 +15,9 @@ line's ``--help``) stays fast: torch and the Triton client are heavy imports.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from exatrkx.util.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -83,14 +84,4 @@ if TYPE_CHECKING:
     from exatrkx.service.runner import EventResult, Runner, make_runner
 
 
-def __getattr__(name: str) -> Any:
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'exatrkx' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _API, globals(), __all__)

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from exatrkx.cli.app import app, user_errors
-from exatrkx.cli.options import JsonOut, Retries, Timeout, client_tls_options
+from exatrkx.cli.options import (
+    JsonOut,
+    Retries,
+    Timeout,
+    check_request_options,
+    client_tls_options,
+    finish_run,
+)
 from exatrkx.errors import InputError
 
 
@@ -53,20 +60,11 @@ def chain(
     """
     # ACTS is a heavy import (the C++ bindings and the detector): only when the command runs
     from exatrkx.acts.app import run_chain
-    from exatrkx.util.jsonsafe import dumps
 
-    if timeout <= 0:
-        raise InputError(f"--timeout must be positive, got {timeout}")
-    if retries < 0:
-        raise InputError(f"--retries must be >= 0, got {retries}")
+    check_request_options(timeout, retries)
     if threads < 1:
         raise InputError(f"--threads must be >= 1, got {threads}")
     report = run_chain(events, finders, option, url=url, weights_dir=weights, out=out,
                        resume=resume, plots=plots, timeout_s=timeout, retries=retries,
                        num_threads=threads, tls=tls, on_line=None if json_out else typer.echo)
-    for message in report.errors:
-        typer.echo(f"error: {message}", err=True)
-    if json_out:
-        typer.echo(dumps(report.summary))
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    finish_run(report.errors, report.summary, report.exit_code, json_out)

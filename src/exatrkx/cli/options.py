@@ -1,4 +1,4 @@
-"""Options shared by the commands that talk to a server.
+"""Options shared by the commands that talk to a server, and the way such a run ends.
 
 ``@client_tls_options`` gives a command ``--tls-ca``, ``--tls-cert``, ``--tls-key`` and
 ``--tls-server-name`` and hands it one ``tls`` argument instead (a
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -32,6 +32,40 @@ Timeout = Annotated[float, typer.Option(help="Seconds before a request to the se
 #: ``--retries`` of a request that failed for a passing reason.
 Retries = Annotated[int, typer.Option(help="Resends of a request that failed for a reason "
                                            "that may pass (options 1-5).")]
+
+
+
+def check_request_options(timeout: float, retries: int) -> None:
+    """Refuse a ``--timeout`` that is not positive and negative ``--retries``.
+
+    Raises:
+        InputError: naming the option.
+    """
+    from exatrkx.errors import InputError
+
+    if timeout <= 0:
+        raise InputError(f"--timeout must be positive, got {timeout}")
+    if retries < 0:
+        raise InputError(f"--retries must be >= 0, got {retries}")
+
+
+def finish_run(errors: Sequence[str], summary: Mapping[str, Any], exit_code: int,
+               json_out: bool) -> None:
+    """End a run over events: each error on stderr, the summary as the last line with
+    ``--json``, and the run's exit code (0: return).
+
+    Raises:
+        typer.Exit: with ``exit_code`` when it is not 0.
+    """
+    from exatrkx.util.jsonsafe import dumps
+
+    for message in errors:
+        typer.echo(f"error: {message}", err=True)
+    if json_out:
+        typer.echo(dumps(summary))
+    if exit_code:
+        raise typer.Exit(exit_code)
+
 
 #: name -> (type, help) of the options :func:`client_tls_options` adds.
 _TLS_OPTIONS: dict[str, tuple[Any, str]] = {

@@ -8,8 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from exatrkx.cli.app import app, user_errors
-from exatrkx.cli.options import JsonOut, Retries, Timeout, client_tls_options
-from exatrkx.errors import InputError
+from exatrkx.cli.options import (
+    JsonOut,
+    Retries,
+    Timeout,
+    check_request_options,
+    client_tls_options,
+    finish_run,
+)
 
 
 @app.command()
@@ -45,20 +51,11 @@ def reconstruct(
     or failed (see README).
     """
     from exatrkx.service.reconstruct import reconstruct_events
-    from exatrkx.util.jsonsafe import dumps
 
-    if timeout <= 0:
-        raise InputError(f"--timeout must be positive, got {timeout}")
-    if retries < 0:
-        raise InputError(f"--retries must be >= 0, got {retries}")
+    check_request_options(timeout, retries)
     report = reconstruct_events(events, option, url=url, out=out, evaluate=evaluate,
                                 plots=plots, weights_dir=weights, device=device,
                                 num_threads=threads,
                                 on_line=None if json_out else typer.echo, resume=resume,
                                 timeout_s=timeout, retries=retries, tls=tls)
-    for message in report.errors:
-        typer.echo(f"error: {message}", err=True)
-    if json_out:
-        typer.echo(dumps(report.summary))
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    finish_run(report.errors, report.summary, report.exit_code, json_out)

@@ -17,8 +17,9 @@ then does not pay for torch, which the launcher and the repository writer bring 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from exatrkx.util.lazy import lazy_names
 
 _API: dict[str, str] = {
     "RepositoryConfig": "exatrkx.serve.repository",
@@ -55,14 +56,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'exatrkx.serve' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _API, globals(), __all__)

@@ -282,15 +282,23 @@ Case = Callable[[Target, random.Random, int, Budget], dict[str, Any]]
 def random_bytes_grpc(t: Target, rng: random.Random, count: int, budget: Budget
                       ) -> dict[str, Any]:
     """``count`` connections to the gRPC port, each 1 B..64 KiB of random bytes."""
+    return _random_bytes(t.grpc_port, 65536, lambda data: str(frames_of(data)[:2]), rng,
+                         count, budget)
+
+
+def _random_bytes(port: int, most: int, describe: Callable[[bytes], str],
+                  rng: random.Random, count: int, budget: Budget) -> dict[str, Any]:
+    """``count`` connections to ``port``, each 1 B..``most`` B of random bytes; the answers
+    tallied by ``describe(first bytes read)`` and how the read ended."""
     answers: dict[str, int] = {}
     for _ in range(count):
         if budget.over():
             break
-        with connect(t.grpc_port) as sock:
+        with connect(port) as sock:
             try:
-                sock.sendall(rng.randbytes(rng.randint(1, 65536)))
+                sock.sendall(rng.randbytes(rng.randint(1, most)))
                 data, how = read_some(sock, 0.3)
-                _tally(answers, f"{frames_of(data)[:2]} / {how}")
+                _tally(answers, f"{describe(data)} / {how}")
             except OSError as exc:
                 _tally(answers, f"send failed: {type(exc).__name__}")
     return {"answers": answers}
@@ -515,18 +523,9 @@ def http_requests(t: Target, rng: random.Random, count: int, budget: Budget,
 def random_bytes_http(t: Target, rng: random.Random, count: int, budget: Budget
                       ) -> dict[str, Any]:
     """``count`` connections of random bytes (1 B..16 KiB) to the HTTP port."""
-    answers: dict[str, int] = {}
-    for _ in range(count):
-        if budget.over():
-            break
-        with connect(t.http_port) as sock:
-            try:
-                sock.sendall(rng.randbytes(rng.randint(1, 16384)))
-                data, how = read_some(sock, 0.3)
-                _tally(answers, f"{data[:12].decode(errors='replace')!r} / {how}")
-            except OSError as exc:
-                _tally(answers, f"send failed: {type(exc).__name__}")
-    return {"answers": answers}
+    return _random_bytes(t.http_port, 16384,
+                         lambda data: repr(data[:12].decode(errors="replace")), rng, count,
+                         budget)
 
 
 def oversized_http_body(t: Target, rng: random.Random, count: int, budget: Budget,
